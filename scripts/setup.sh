@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Debian packages the build, the tests and the lab use (real peers included).
 PACKAGES=(
-  build-essential pkg-config protobuf-compiler
+  build-essential pkg-config protobuf-compiler libprotobuf-dev
   iproute2 nftables iptables tcpdump conntrack busybox-static
   etcd-server etcd-client
   openssl
