@@ -277,7 +277,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn rendered_trees_parse_back_exactly(e in expr(), seed in any::<u64>(), random in prop::collection::vec(labels(), 1..4)) {
+    fn rendered_trees_parse_back_exactly(
+        e in expr(),
+        seed in any::<u64>(),
+        random in prop::collection::vec(labels(), 1..4),
+    ) {
         let mut c = Choices(seed | 1);
         let text = render(&e, &mut c);
         let samples: Vec<LabelMap> = random.into_iter().chain((0..8).map(|_| labels_for(&e, &mut c))).collect();
@@ -291,7 +295,11 @@ proptest! {
     }
 
     #[test]
-    fn canonical_form_round_trips(e in expr(), seed in any::<u64>(), random in prop::collection::vec(labels(), 1..4)) {
+    fn canonical_form_round_trips(
+        e in expr(),
+        seed in any::<u64>(),
+        random in prop::collection::vec(labels(), 1..4),
+    ) {
         let mut c = Choices(seed | 1);
         let text = render(&e, &mut c);
         let samples: Vec<LabelMap> = random.into_iter().chain((0..8).map(|_| labels_for(&e, &mut c))).collect();
