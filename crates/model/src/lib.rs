@@ -12,22 +12,42 @@
 //! Start at the policy types ([`NetworkPolicy`], [`GlobalNetworkPolicy`],
 //! [`Rule`]) or, for Kubernetes policy, [`k8s::NetworkPolicy`].
 
+pub mod bgp;
+pub mod cluster;
 pub mod endpoint;
+pub mod felix;
+pub mod ippool;
 pub mod k8s;
+pub mod kind;
 pub mod meta;
+pub mod net;
 pub mod networkset;
+pub mod node;
 pub mod numorstring;
 pub mod policy;
 pub mod profile;
 pub mod rule;
 mod serde_util;
 
+pub use bgp::{
+    BgpConfiguration, BgpConfigurationSpec, BgpFilter, BgpFilterSpec, BgpPeer, BgpPeerSpec,
+};
+pub use cluster::{
+    ClusterInformation, ClusterInformationSpec, KubeControllersConfiguration,
+    KubeControllersConfigurationSpec,
+};
 pub use endpoint::{
     EndpointPort, HostEndpoint, HostEndpointSpec, IpNat, QosControls, WorkloadEndpoint,
     WorkloadEndpointPort, WorkloadEndpointSpec,
 };
+pub use felix::{FelixConfiguration, FelixConfigurationSpec};
+pub use ippool::{
+    EncapMode, IpPool, IpPoolAllowedUse, IpPoolSpec, IpReservation, IpReservationSpec,
+    IpamConfiguration, IpamConfigurationSpec,
+};
 pub use meta::{Condition, ListMeta, ObjectMeta, OwnerReference};
 pub use networkset::{GlobalNetworkSet, GlobalNetworkSetSpec, NetworkSet, NetworkSetSpec};
+pub use node::{CalicoNodeStatus, CalicoNodeStatusSpec, Node, NodeSpec};
 pub use numorstring::{AsNumber, Dscp, IntOrString, Port, PortError, Protocol};
 pub use policy::{
     GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec,

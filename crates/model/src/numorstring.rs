@@ -316,7 +316,7 @@ impl<'de> Deserialize<'de> for Port {
 
 /// A BGP AS number. Accepts a number or the dotted `"<high>.<low>"` form;
 /// always written back as a plain number, as Calico does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct AsNumber(pub u32);
 

@@ -197,7 +197,8 @@ pub struct Tier {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: TierSpec,
-    #[serde(default, skip_serializing_if = "TierStatus::is_empty")]
+    /// Always written (as `status: {}` when empty), as Calico prints it.
+    #[serde(default)]
     pub status: TierStatus,
 }
 
@@ -259,7 +260,7 @@ mod tests {
         assert_eq!(t.spec.default_action, Some(Action::Pass));
         assert_eq!(t.spec.order, Some(100.0));
         let out = serde_json::to_string(&t).unwrap();
-        assert!(!out.contains("status"), "{out}");
+        assert!(out.ends_with(r#""status":{}}"#), "{out}");
         assert!(out.contains(r#""order":100,"#), "{out}");
     }
 }
