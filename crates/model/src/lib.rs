@@ -26,6 +26,7 @@ pub mod node;
 pub mod numorstring;
 pub mod policy;
 pub mod profile;
+pub mod resource;
 pub mod rule;
 mod serde_util;
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::k8s::{LabelSelector, NetworkPolicyEgressRule, NetworkPolicyIngressRule};
 use crate::meta::{Condition, ObjectMeta};
 use crate::rule::{Action, PolicyType, Rule};
 use crate::serde_util::is_false;
@@ -176,6 +177,30 @@ pub struct StagedGlobalNetworkPolicySpec {
     pub namespace_selector: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub performance_hints: Vec<PolicyPerformanceHint>,
+}
+
+/// A Kubernetes NetworkPolicy that is recorded but not enforced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagedKubernetesNetworkPolicy {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: StagedKubernetesNetworkPolicySpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StagedKubernetesNetworkPolicySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_action: Option<StagedAction>,
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<NetworkPolicyIngressRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<NetworkPolicyEgressRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_types: Vec<String>,
 }
 
 /// Order of the built-in `kube-admin` tier.
