@@ -161,6 +161,29 @@ impl_resource!(
     k8s::NetworkPolicySpec
 );
 
+// FelixConfiguration has ~190 fields; boxing it keeps every other
+// AnyResource small.
+impl Resource for Box<FelixConfiguration> {
+    const KIND: Kind = Kind::FelixConfiguration;
+    type Spec = FelixConfigurationSpec;
+    type Status = NoStatus;
+    fn from_parts(metadata: ObjectMeta, spec: FelixConfigurationSpec, _: NoStatus) -> Self {
+        Box::new(FelixConfiguration { metadata, spec })
+    }
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl From<FelixConfiguration> for AnyResource {
+    fn from(r: FelixConfiguration) -> Self {
+        AnyResource::FelixConfiguration(Box::new(r))
+    }
+}
+
 /// One whole document as written: the type fields are accepted here (the
 /// kind was already chosen from them) and every other key must be known.
 #[derive(Deserialize)]
@@ -256,7 +279,7 @@ any_resource! {
     BgpPeer => BgpPeer,
     CalicoNodeStatus => CalicoNodeStatus,
     ClusterInformation => ClusterInformation,
-    FelixConfiguration => FelixConfiguration,
+    FelixConfiguration => Box<FelixConfiguration>,
     GlobalNetworkPolicy => GlobalNetworkPolicy,
     GlobalNetworkSet => GlobalNetworkSet,
     HostEndpoint => HostEndpoint,
