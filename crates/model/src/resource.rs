@@ -214,6 +214,9 @@ impl<R: Resource> Doc<R> {
 macro_rules! any_resource {
     ($($variant:ident => $ty:ty),* $(,)?) => {
         /// A resource of any kind.
+        // The remaining variants are all about 1 KiB (ObjectMeta dominates);
+        // only the outlier, FelixConfiguration, is boxed.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum AnyResource {
             $($variant($ty),)*
