@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential pkg-config protobuf-compiler libprotobuf-dev
   iproute2 nftables iptables tcpdump conntrack busybox-static
   etcd-server etcd-client
+  containernetworking-plugins
   openssl
 )
 
