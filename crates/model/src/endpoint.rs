@@ -152,6 +152,71 @@ pub struct QosControls {
     pub dscp: Option<Dscp>,
 }
 
+/// Label Calico adds to every workload endpoint: its namespace.
+pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
+/// Label Calico adds to every workload endpoint: its orchestrator.
+pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
+/// Label Calico adds to every workload endpoint: its service account.
+pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
+
+/// Why a workload endpoint's name cannot be worked out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.{field}: {reason}")]
+pub struct WorkloadEndpointNameError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl WorkloadEndpointSpec {
+    /// The name Calico requires for this endpoint:
+    /// `<node>-<orchestrator>-<pod|containerID|workload>-<endpoint>`, each
+    /// part with `-` doubled (`k8s` uses the pod, `cni` the container ID,
+    /// `libnetwork` repeats the orchestrator, anything else the workload).
+    pub fn expected_name(&self) -> Result<String, WorkloadEndpointNameError> {
+        if self.node.is_empty() {
+            return Err(WorkloadEndpointNameError {
+                field: "node",
+                reason: "field should be assigned",
+            });
+        }
+        let middle: (&'static str, &str) = match self.orchestrator.as_str() {
+            "k8s" => ("pod", &self.pod),
+            "cni" => ("containerID", &self.container_id),
+            "libnetwork" => ("orchestrator", &self.orchestrator),
+            _ => ("workload", &self.workload),
+        };
+        let segments = [
+            ("node", self.node.as_str()),
+            ("orchestrator", self.orchestrator.as_str()),
+            middle,
+            ("endpoint", self.endpoint.as_str()),
+        ];
+        let mut parts = Vec::with_capacity(4);
+        for (field, value) in segments {
+            if value.is_empty() {
+                return Err(WorkloadEndpointNameError {
+                    field,
+                    reason: "field should be assigned",
+                });
+            }
+            if value.starts_with('-') {
+                return Err(WorkloadEndpointNameError {
+                    field,
+                    reason: "field must not begin with a '-'",
+                });
+            }
+            if value.ends_with('-') {
+                return Err(WorkloadEndpointNameError {
+                    field,
+                    reason: "field must not end with a '-'",
+                });
+            }
+            parts.push(value.replace('-', "--"));
+        }
+        Ok(parts.join("-"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +228,37 @@ mod tests {
         assert_eq!(w.spec.container_id, "abc");
         assert_eq!(w.spec.ip_nats[0].external_ip, "1.2.3.4");
         assert_eq!(serde_json::to_string(&w).unwrap(), json);
+    }
+
+    #[test]
+    fn workload_endpoint_names() {
+        let spec = |orch: &str| WorkloadEndpointSpec {
+            node: "node-1".into(),
+            orchestrator: orch.into(),
+            pod: "web-abc".into(),
+            container_id: "c1".into(),
+            workload: "w".into(),
+            endpoint: "eth0".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            spec("k8s").expected_name().unwrap(),
+            "node--1-k8s-web--abc-eth0"
+        );
+        assert_eq!(spec("cni").expected_name().unwrap(), "node--1-cni-c1-eth0");
+        assert_eq!(
+            spec("libnetwork").expected_name().unwrap(),
+            "node--1-libnetwork-libnetwork-eth0"
+        );
+        assert_eq!(
+            spec("openstack").expected_name().unwrap(),
+            "node--1-openstack-w-eth0"
+        );
+        let mut bad = spec("k8s");
+        bad.pod = "-x".into();
+        assert_eq!(bad.expected_name().unwrap_err().field, "pod");
+        bad.node.clear();
+        assert_eq!(bad.expected_name().unwrap_err().field, "node");
     }
 
     #[test]

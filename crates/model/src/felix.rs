@@ -480,7 +480,7 @@ pub struct FelixConfigurationSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub device_route_source_address_i_pv6: Option<String>,
+    pub device_route_source_address_ipv6: Option<String>,
     #[serde(
         rename = "deviceRouteProtocol",
         default,
@@ -1093,7 +1093,7 @@ pub struct FelixConfigurationSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub floating_i_ps: Option<String>,
+    pub floating_ips: Option<String>,
     #[serde(
         rename = "localSubnetL2Reachability",
         default,
@@ -1149,6 +1149,69 @@ pub struct FelixConfigurationSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub bpf_maglev_max_services: Option<i64>,
+}
+
+impl FelixConfigurationSpec {
+    /// Every duration field that is set, with its JSON name.
+    pub fn durations(&self) -> Vec<(&'static str, &str)> {
+        let fields: [(&'static str, &Option<String>); 24] = [
+            ("dataplaneWatchdogTimeout", &self.dataplane_watchdog_timeout),
+            ("routeRefreshInterval", &self.route_refresh_interval),
+            ("interfaceRefreshInterval", &self.interface_refresh_interval),
+            ("iptablesRefreshInterval", &self.iptables_refresh_interval),
+            (
+                "iptablesPostWriteCheckInterval",
+                &self.iptables_post_write_check_interval,
+            ),
+            (
+                "iptablesLockProbeInterval",
+                &self.iptables_lock_probe_interval,
+            ),
+            ("ipsetsRefreshInterval", &self.ipsets_refresh_interval),
+            ("xdpRefreshInterval", &self.xdp_refresh_interval),
+            ("netlinkTimeout", &self.netlink_timeout),
+            ("reportingInterval", &self.reporting_interval),
+            ("reportingTTL", &self.reporting_ttl),
+            ("endpointReportingDelay", &self.endpoint_reporting_delay),
+            (
+                "usageReportingInitialDelay",
+                &self.usage_reporting_initial_delay,
+            ),
+            ("usageReportingInterval", &self.usage_reporting_interval),
+            (
+                "debugSimulateCalcGraphHangAfter",
+                &self.debug_simulate_calc_graph_hang_after,
+            ),
+            (
+                "debugSimulateDataplaneHangAfter",
+                &self.debug_simulate_dataplane_hang_after,
+            ),
+            (
+                "debugSimulateDataplaneApplyDelay",
+                &self.debug_simulate_dataplane_apply_delay,
+            ),
+            ("nftablesRefreshInterval", &self.nftables_refresh_interval),
+            ("bpfIPFragTimeout", &self.bpf_ip_frag_timeout),
+            (
+                "bpfKubeProxyMinSyncPeriod",
+                &self.bpf_kube_proxy_min_sync_period,
+            ),
+            ("flowLogsFlushInterval", &self.flow_logs_flush_interval),
+            (
+                "liveMigrationRouteConvergenceTime",
+                &self.live_migration_route_convergence_time,
+            ),
+            ("wireguardKeepAlive", &self.wireguard_keep_alive),
+            (
+                "localSubnetL2ReachabilityRefreshInterval",
+                &self.local_subnet_l2_reachability_refresh_interval,
+            ),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, v)| v.as_deref().map(|v| (name, v)))
+            .collect()
+    }
 }
 
 /// Overrides the health-report timeout of one agent component.

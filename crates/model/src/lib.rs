@@ -14,6 +14,7 @@
 
 pub mod bgp;
 pub mod cluster;
+pub mod duration;
 pub mod endpoint;
 pub mod felix;
 pub mod ippool;
@@ -29,6 +30,7 @@ pub mod profile;
 pub mod resource;
 pub mod rule;
 mod serde_util;
+pub mod validate;
 
 pub use bgp::{
     BgpConfiguration, BgpConfigurationSpec, BgpFilter, BgpFilterSpec, BgpPeer, BgpPeerSpec,

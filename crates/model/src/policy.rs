@@ -9,7 +9,7 @@ use crate::rule::{Action, PolicyType, Rule};
 use crate::serde_util::is_false;
 
 /// The only performance hint Calico defines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PolicyPerformanceHint {
     AssumeNeededOnEveryNode,
 }
