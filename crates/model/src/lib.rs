@@ -14,6 +14,7 @@
 
 pub mod bgp;
 pub mod cluster;
+pub mod defaults;
 pub mod duration;
 pub mod endpoint;
 pub mod felix;
