@@ -62,8 +62,14 @@ pub enum BlockError {
 
     /// The allocation changed since the caller looked (Calico's
     /// `ErrorBadSequenceNumber`): skip it and re-evaluate later.
-    #[error("release of {address} refused: sequence number {requested} does not match the allocation's {actual}")]
-    SequenceMismatch { address: IpAddr, requested: u64, actual: u64 },
+    #[error(
+        "release of {address} refused: sequence number {requested} does not match the allocation's {actual}"
+    )]
+    SequenceMismatch {
+        address: IpAddr,
+        requested: u64,
+        actual: u64,
+    },
 
     /// The address belongs to another handle now (Calico's
     /// `ErrorBadHandle`).
@@ -143,10 +149,14 @@ impl AllocationBlock {
                 if let Some(h) = a.strip_prefix("host:") {
                     Some((AffinityType::Host, h))
                 } else {
-                    a.strip_prefix("virtual:").map(|h| (AffinityType::Virtual, h))
+                    a.strip_prefix("virtual:")
+                        .map(|h| (AffinityType::Virtual, h))
                 }
             }
-            None => self.host_affinity.as_deref().map(|h| (AffinityType::Host, h)),
+            None => self
+                .host_affinity
+                .as_deref()
+                .map(|h| (AffinityType::Host, h)),
         }
     }
 
@@ -177,7 +187,11 @@ impl AllocationBlock {
             .insert(Self::ordinal_key(ordinal), self.sequence_number);
     }
 
-    fn find_or_add_attribute(&mut self, handle: Option<&str>, attrs: &BTreeMap<String, String>) -> usize {
+    fn find_or_add_attribute(
+        &mut self,
+        handle: Option<&str>,
+        attrs: &BTreeMap<String, String>,
+    ) -> usize {
         let wanted = AllocationAttribute {
             handle_id: handle.map(str::to_owned),
             active_owner_attrs: attrs.clone(),
@@ -298,7 +312,8 @@ impl AllocationBlock {
         now: Time,
         cooldown_seconds: u32,
     ) -> Result<Released, BlockError> {
-        let unique: BTreeMap<IpAddr, &ReleaseOptions> = requests.iter().map(|r| (r.address, r)).collect();
+        let unique: BTreeMap<IpAddr, &ReleaseOptions> =
+            requests.iter().map(|r| (r.address, r)).collect();
         let mut out = Released::default();
         let mut ordinals = Vec::new();
         for (&address, req) in &unique {
@@ -321,7 +336,12 @@ impl AllocationBlock {
                 continue;
             }
             let actual = self.handle_of(ordinal).unwrap_or("").to_owned();
-            if let Some(requested) = req.handle.as_deref().map(sanitize_handle).filter(|h| !h.is_empty()) {
+            if let Some(requested) = req
+                .handle
+                .as_deref()
+                .map(sanitize_handle)
+                .filter(|h| !h.is_empty())
+            {
                 if requested != actual {
                     return Err(BlockError::HandleMismatch {
                         address,
@@ -381,13 +401,16 @@ impl AllocationBlock {
         let mut changed = false;
         let mut used = BTreeSet::new();
         for o in 0..self.allocations.len() {
-            let Some(idx) = self.allocations[o] else { continue };
+            let Some(idx) = self.allocations[o] else {
+                continue;
+            };
             let released_at = self.attributes.get(idx).and_then(|a| a.released_at);
             match released_at {
                 Some(t) if t <= deadline => {
                     self.allocations[o] = None;
                     self.unallocated.push(o);
-                    self.sequence_number_for_allocation.remove(&Self::ordinal_key(o));
+                    self.sequence_number_for_allocation
+                        .remove(&Self::ordinal_key(o));
                     changed = true;
                 }
                 _ => {
@@ -471,11 +494,12 @@ impl AllocationBlock {
     }
 
     /// Every allocated ordinal with its address and attribute.
-    pub(crate) fn allocated(&self) -> impl Iterator<Item = (usize, IpAddr, Option<&AllocationAttribute>)> + '_ {
-        self.allocations
-            .iter()
-            .enumerate()
-            .filter_map(|(o, a)| a.map(|idx| (o, address_at(&self.cidr, o), self.attributes.get(idx))))
+    pub(crate) fn allocated(
+        &self,
+    ) -> impl Iterator<Item = (usize, IpAddr, Option<&AllocationAttribute>)> + '_ {
+        self.allocations.iter().enumerate().filter_map(|(o, a)| {
+            a.map(|idx| (o, address_at(&self.cidr, o), self.attributes.get(idx)))
+        })
     }
 
     /// The structural checks `calicoctl ipam check` applies to a block.
@@ -492,14 +516,18 @@ impl AllocationBlock {
         for (o, a) in self.allocations.iter().enumerate() {
             let Some(idx) = *a else { continue };
             if idx >= self.attributes.len() {
-                return Err(format!("allocation {o} indexes a nonexistent attribute {idx}"));
+                return Err(format!(
+                    "allocation {o} indexes a nonexistent attribute {idx}"
+                ));
             }
             seen_attrs.insert(idx);
             seen_ordinals.insert(o);
         }
         for (i, attr) in self.attributes.iter().enumerate() {
             if !seen_attrs.contains(&i) {
-                return Err(format!("attribute index {i} exists but is not indexed by an allocation"));
+                return Err(format!(
+                    "attribute index {i} exists but is not indexed by an allocation"
+                ));
             }
             if attr.released_at.is_some_and(|t| t > now) {
                 return Err(format!(
@@ -510,13 +538,19 @@ impl AllocationBlock {
         let mut seen_free = BTreeSet::new();
         for &o in &self.unallocated {
             if o >= size {
-                return Err(format!("ordinal {o} appears in the Unallocated array but is out of the block"));
+                return Err(format!(
+                    "ordinal {o} appears in the Unallocated array but is out of the block"
+                ));
             }
             if !seen_free.insert(o) {
-                return Err(format!("ordinal {o} appears more than once in Unallocated array"));
+                return Err(format!(
+                    "ordinal {o} appears more than once in Unallocated array"
+                ));
             }
             if seen_ordinals.contains(&o) {
-                return Err(format!("ordinal {o} is allocated but appears in Unallocated"));
+                return Err(format!(
+                    "ordinal {o} is allocated but appears in Unallocated"
+                ));
             }
         }
         if self.unallocated.len() + seen_ordinals.len() != size {

@@ -18,7 +18,11 @@ pub enum IpVersion {
 
 impl IpVersion {
     pub fn of_addr(addr: IpAddr) -> IpVersion {
-        if addr.is_ipv4() { IpVersion::V4 } else { IpVersion::V6 }
+        if addr.is_ipv4() {
+            IpVersion::V4
+        } else {
+            IpVersion::V6
+        }
     }
 
     pub fn of_net(net: &IpNet) -> IpVersion {
@@ -69,7 +73,11 @@ pub fn int_to_addr(value: u128, version: IpVersion) -> IpAddr {
 pub fn net_range(net: &IpNet) -> (u128, u128) {
     let start = addr_to_int(net.network());
     let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
-    let span = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    let span = if host_bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
     (start, start.saturating_add(span))
 }
 
@@ -77,15 +85,23 @@ pub fn net_range(net: &IpNet) -> (u128, u128) {
 /// does not fit).
 pub fn net_size(net: &IpNet) -> u128 {
     let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
-    if host_bits >= 128 { u128::MAX } else { 1u128 << host_bits }
+    if host_bits >= 128 {
+        u128::MAX
+    } else {
+        1u128 << host_bits
+    }
 }
 
 /// Builds a network from an address and prefix length, host bits cleared.
 /// `None` when the length is too long for the family.
 pub fn make_net(addr: IpAddr, prefix_len: u8) -> Option<IpNet> {
     match addr {
-        IpAddr::V4(a) => Ipv4Net::new(a, prefix_len).ok().map(|n| IpNet::V4(n.trunc())),
-        IpAddr::V6(a) => Ipv6Net::new(a, prefix_len).ok().map(|n| IpNet::V6(n.trunc())),
+        IpAddr::V4(a) => Ipv4Net::new(a, prefix_len)
+            .ok()
+            .map(|n| IpNet::V4(n.trunc())),
+        IpAddr::V6(a) => Ipv6Net::new(a, prefix_len)
+            .ok()
+            .map(|n| IpNet::V6(n.trunc())),
     }
 }
 
@@ -162,7 +178,11 @@ pub fn blocks_in(cidr: &IpNet, block_len: u8) -> Blocks {
     Blocks {
         next: start,
         last,
-        step: if host_bits >= 128 { u128::MAX } else { 1u128 << host_bits },
+        step: if host_bits >= 128 {
+            u128::MAX
+        } else {
+            1u128 << host_bits
+        },
         block_len,
         version,
         done: block_len < cidr.prefix_len() || block_len > version.bits(),
@@ -195,6 +215,7 @@ pub struct RandomBlocks {
     base: u128,
     step: u128,
     num_blocks: u128,
+    start: u128,
     index: u128,
     returned: u128,
     block_len: u8,
@@ -224,12 +245,42 @@ pub fn random_blocks(pool: &IpNet, block_len: u8, seed: u64) -> RandomBlocks {
     };
     RandomBlocks {
         base,
-        step: if host_bits >= 128 { 0 } else { 1u128 << host_bits },
+        step: if host_bits >= 128 {
+            0
+        } else {
+            1u128 << host_bits
+        },
         num_blocks,
+        start,
         index: start,
         returned: 0,
         block_len,
         version,
+    }
+}
+
+impl RandomBlocks {
+    /// Where `block` comes in this walk (0 for the first block), or `None`
+    /// when it is not one of the pool's blocks. Lets a caller visit only
+    /// the blocks that exist, in the order the walk would reach them.
+    pub fn position_of(&self, block: &IpNet) -> Option<u128> {
+        if block.prefix_len() != self.block_len
+            || IpVersion::of_net(block) != self.version
+            || self.num_blocks == 0
+            || self.step == 0
+        {
+            return None;
+        }
+        let offset = addr_to_int(block.network()).checked_sub(self.base)?;
+        let index = offset / self.step;
+        if index >= self.num_blocks {
+            return None;
+        }
+        Some(if index >= self.start {
+            index - self.start
+        } else {
+            index + (self.num_blocks - self.start)
+        })
     }
 }
 
@@ -300,14 +351,26 @@ mod tests {
             assert_eq!(ordinal_of(&b, a), Some(ord), "{addr} in {block}");
             assert_eq!(address_at(&b, ord), a);
         }
-        assert_eq!(ordinal_of(&net("10.0.0.64/26"), "10.0.0.128".parse().unwrap()), None);
-        assert_eq!(ordinal_of(&net("10.0.0.64/26"), "fd00::1".parse().unwrap()), None);
+        assert_eq!(
+            ordinal_of(&net("10.0.0.64/26"), "10.0.0.128".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            ordinal_of(&net("10.0.0.64/26"), "fd00::1".parse().unwrap()),
+            None
+        );
     }
 
     #[test]
     fn block_containing_truncates() {
-        assert_eq!(block_containing("10.1.2.77".parse().unwrap(), 26), Some(net("10.1.2.64/26")));
-        assert_eq!(block_containing("fd00::1:ff".parse().unwrap(), 122), Some(net("fd00::1:c0/122")));
+        assert_eq!(
+            block_containing("10.1.2.77".parse().unwrap(), 26),
+            Some(net("10.1.2.64/26"))
+        );
+        assert_eq!(
+            block_containing("fd00::1:ff".parse().unwrap(), 122),
+            Some(net("fd00::1:c0/122"))
+        );
         assert_eq!(block_containing("10.1.2.77".parse().unwrap(), 33), None);
     }
 
@@ -316,10 +379,23 @@ mod tests {
         let blocks: Vec<_> = blocks_in(&net("10.0.0.0/24"), 26).collect();
         assert_eq!(
             blocks,
-            vec![net("10.0.0.0/26"), net("10.0.0.64/26"), net("10.0.0.128/26"), net("10.0.0.192/26")]
+            vec![
+                net("10.0.0.0/26"),
+                net("10.0.0.64/26"),
+                net("10.0.0.128/26"),
+                net("10.0.0.192/26")
+            ]
         );
-        assert_eq!(blocks_in(&net("10.0.0.0/26"), 24).count(), 0, "cidr smaller than a block");
-        assert_eq!(blocks_in(&net("255.255.255.0/24"), 26).count(), 4, "no overflow at the top");
+        assert_eq!(
+            blocks_in(&net("10.0.0.0/26"), 24).count(),
+            0,
+            "cidr smaller than a block"
+        );
+        assert_eq!(
+            blocks_in(&net("255.255.255.0/24"), 26).count(),
+            4,
+            "no overflow at the top"
+        );
     }
 
     #[test]
@@ -332,6 +408,12 @@ mod tests {
             assert_eq!(unique.len(), 16);
             assert!(walked.iter().all(|b| covers(&pool, b)));
         }
+        let walk = random_blocks(&pool, 26, host_seed("node-b"));
+        for (i, b) in walk.clone().enumerate() {
+            assert_eq!(walk.position_of(&b), Some(i as u128));
+        }
+        assert_eq!(walk.position_of(&net("10.0.4.0/26")), None);
+        assert_eq!(walk.position_of(&net("10.0.0.0/25")), None);
         let a: Vec<_> = random_blocks(&pool, 26, host_seed("node-a")).collect();
         let again: Vec<_> = random_blocks(&pool, 26, host_seed("node-a")).collect();
         assert_eq!(a, again, "one host always walks in the same order");
@@ -342,7 +424,11 @@ mod tests {
         let pool = net("fd00:1::/48");
         let first: Vec<_> = random_blocks(&pool, 122, 7).take(3).collect();
         assert_eq!(first.len(), 3);
-        assert!(first.iter().all(|b| b.prefix_len() == 122 && covers(&pool, b)));
+        assert!(
+            first
+                .iter()
+                .all(|b| b.prefix_len() == 122 && covers(&pool, b))
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub enum PoolError {
     #[error("IP pool {pool} has an invalid CIDR {cidr:?}")]
     InvalidCidr { pool: String, cidr: String },
 
-    #[error("IP pool {pool} has an invalid blockSize {block_size} for a /{prefix_len} IPv{version} pool")]
+    #[error(
+        "IP pool {pool} has an invalid blockSize {block_size} for a /{prefix_len} IPv{version} pool"
+    )]
     InvalidBlockSize {
         pool: String,
         block_size: i64,
@@ -150,9 +152,16 @@ impl Pool {
     /// Whether the pool's `namespaceSelector` selects a namespace with these
     /// labels. Without a namespace, the selector is evaluated against no
     /// labels (as Calico does), so `all()` still matches.
-    pub fn selects_namespace(&self, labels: Option<&BTreeMap<String, String>>) -> Result<bool, PoolError> {
+    pub fn selects_namespace(
+        &self,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Result<bool, PoolError> {
         let empty = BTreeMap::new();
-        self.evaluate("namespaceSelector", &self.spec.namespace_selector, labels.unwrap_or(&empty))
+        self.evaluate(
+            "namespaceSelector",
+            &self.spec.namespace_selector,
+            labels.unwrap_or(&empty),
+        )
     }
 
     fn evaluate(
@@ -243,7 +252,9 @@ pub fn select_pools(all: &[Pool], req: &PoolRequest<'_>) -> Result<PoolSelection
     }
     let enabled: Vec<&Pool> = all
         .iter()
-        .filter(|p| !p.spec.disabled && p.version() == req.version && p.block_len <= req.max_block_len)
+        .filter(|p| {
+            !p.spec.disabled && p.version() == req.version && p.block_len <= req.max_block_len
+        })
         .collect();
     if enabled.is_empty() {
         return Err(PoolError::NoQualifiedPool);
@@ -271,7 +282,11 @@ pub fn select_pools(all: &[Pool], req: &PoolRequest<'_>) -> Result<PoolSelection
     if selecting.is_empty() {
         return Err(PoolError::NoPoolsForNode(req.node.to_owned()));
     }
-    let usable: Vec<Pool> = selecting.iter().filter(|p| p.allows(req.use_for)).cloned().collect();
+    let usable: Vec<Pool> = selecting
+        .iter()
+        .filter(|p| p.allows(req.use_for))
+        .cloned()
+        .collect();
     if usable.is_empty() {
         return Err(PoolError::NoPoolForUse(req.use_for));
     }
@@ -289,7 +304,11 @@ pub fn block_in_pools(block: &IpNet, pools: &[Pool]) -> bool {
 /// Turns pool references from CNI configuration or a pod annotation (each
 /// a CIDR or a pool name) into CIDRs, checking the family, as Calico's CNI
 /// plugin resolves them.
-pub fn resolve_pool_refs(refs: &[String], pools: &[IpPool], version: IpVersion) -> Result<Vec<IpNet>, PoolError> {
+pub fn resolve_pool_refs(
+    refs: &[String],
+    pools: &[IpPool],
+    version: IpVersion,
+) -> Result<Vec<IpNet>, PoolError> {
     let mut out = Vec::with_capacity(refs.len());
     for r in refs {
         let cidr = match calico_model::net::parse_cidr(r) {
@@ -317,7 +336,9 @@ pub fn resolve_pool_refs(refs: &[String], pools: &[IpPool], version: IpVersion) 
 pub fn parse_pools_annotation(annotation: &str, value: &str) -> Result<Vec<String>, PoolError> {
     serde_json::from_str::<Vec<String>>(value).map_err(|e| PoolError::BadAnnotation {
         annotation: annotation.to_owned(),
-        reason: format!("{e} (expected a JSON list of pool names or CIDRs, e.g. [\"default-ipv4-ippool\"])"),
+        reason: format!(
+            "{e} (expected a JSON list of pool names or CIDRs, e.g. [\"default-ipv4-ippool\"])"
+        ),
     })
 }
 
@@ -341,7 +362,10 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn request<'a>(node_labels: &'a BTreeMap<String, String>) -> PoolRequest<'a> {
@@ -382,12 +406,20 @@ mod tests {
     #[test]
     fn selection_table() {
         let (pools, _) = parse_pools(&[
-            pool("b-rack1", "10.1.0.0/16", |s| s.node_selector = "rack == 'one'".into()),
+            pool("b-rack1", "10.1.0.0/16", |s| {
+                s.node_selector = "rack == 'one'".into()
+            }),
             pool("a-all", "10.0.0.0/16", |_| {}),
             pool("c-disabled", "10.2.0.0/16", |s| s.disabled = true),
-            pool("d-tunnel", "10.3.0.0/16", |s| s.allowed_uses = vec![IpPoolAllowedUse::Tunnel]),
-            pool("e-manual", "10.4.0.0/16", |s| s.assignment_mode = Some(AssignmentMode::Manual)),
-            pool("f-ns", "10.5.0.0/16", |s| s.namespace_selector = "team == 'x'".into()),
+            pool("d-tunnel", "10.3.0.0/16", |s| {
+                s.allowed_uses = vec![IpPoolAllowedUse::Tunnel]
+            }),
+            pool("e-manual", "10.4.0.0/16", |s| {
+                s.assignment_mode = Some(AssignmentMode::Manual)
+            }),
+            pool("f-ns", "10.5.0.0/16", |s| {
+                s.namespace_selector = "team == 'x'".into()
+            }),
             pool("g-v6", "fd00::/48", |_| {}),
         ]);
         let rack1 = labels(&[("rack", "one")]);
@@ -403,21 +435,31 @@ mod tests {
 
         let mut req = request(&none);
         req.namespace_labels = Some(&team_x);
-        assert_eq!(names(&select_pools(&pools, &req).unwrap().usable), ["a-all", "f-ns"]);
+        assert_eq!(
+            names(&select_pools(&pools, &req).unwrap().usable),
+            ["a-all", "f-ns"]
+        );
 
         let mut req = request(&none);
         req.use_for = IpPoolAllowedUse::Tunnel;
-        assert_eq!(names(&select_pools(&pools, &req).unwrap().usable), ["a-all", "d-tunnel"]);
+        assert_eq!(
+            names(&select_pools(&pools, &req).unwrap().usable),
+            ["a-all", "d-tunnel"]
+        );
 
         let mut req = request(&none);
         req.version = IpVersion::V6;
+        req.max_block_len = 128;
         assert_eq!(names(&select_pools(&pools, &req).unwrap().usable), ["g-v6"]);
 
         // A manual pool is used when asked for, selectors ignored.
         let wanted = ["10.4.0.0/16".parse().unwrap()];
         let mut req = request(&none);
         req.requested = &wanted;
-        assert_eq!(names(&select_pools(&pools, &req).unwrap().usable), ["e-manual"]);
+        assert_eq!(
+            names(&select_pools(&pools, &req).unwrap().usable),
+            ["e-manual"]
+        );
 
         let disabled = ["10.2.0.0/16".parse().unwrap()];
         let mut req = request(&none);
@@ -436,25 +478,51 @@ mod tests {
 
         let mut req = request(&none);
         req.max_block_len = 20;
-        assert_eq!(select_pools(&pools, &req).unwrap_err(), PoolError::NoQualifiedPool);
+        assert_eq!(
+            select_pools(&pools, &req).unwrap_err(),
+            PoolError::NoQualifiedPool
+        );
     }
 
     #[test]
     fn selector_typo_names_the_pool() {
-        let (pools, _) = parse_pools(&[pool("typo", "10.0.0.0/16", |s| s.node_selector = "rack ==".into())]);
-        let err = select_pools(&pools, &request(&labels(&[]))).unwrap_err().to_string();
-        assert!(err.contains("typo") && err.contains("nodeSelector"), "{err}");
+        let (pools, _) = parse_pools(&[pool("typo", "10.0.0.0/16", |s| {
+            s.node_selector = "rack ==".into()
+        })]);
+        let err = select_pools(&pools, &request(&labels(&[])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("typo") && err.contains("nodeSelector"),
+            "{err}"
+        );
     }
 
     #[test]
     fn references_and_annotation() {
-        let resources = [pool("default-ipv4-ippool", "192.168.0.0/16", |_| {}), pool("v6", "fd00::/48", |_| {})];
-        let refs = parse_pools_annotation(IPV4_POOLS_ANNOTATION, r#"["default-ipv4-ippool","10.9.0.0/24"]"#).unwrap();
+        let resources = [
+            pool("default-ipv4-ippool", "192.168.0.0/16", |_| {}),
+            pool("v6", "fd00::/48", |_| {}),
+        ];
+        let refs = parse_pools_annotation(
+            IPV4_POOLS_ANNOTATION,
+            r#"["default-ipv4-ippool","10.9.0.0/24"]"#,
+        )
+        .unwrap();
         let cidrs = resolve_pool_refs(&refs, &resources, IpVersion::V4).unwrap();
-        assert_eq!(cidrs, vec!["192.168.0.0/16".parse::<IpNet>().unwrap(), "10.9.0.0/24".parse().unwrap()]);
+        assert_eq!(
+            cidrs,
+            vec![
+                "192.168.0.0/16".parse::<IpNet>().unwrap(),
+                "10.9.0.0/24".parse().unwrap()
+            ]
+        );
         assert!(matches!(
             resolve_pool_refs(&["v6".into()], &resources, IpVersion::V4),
-            Err(PoolError::WrongFamily { expected: 4, other: 6 })
+            Err(PoolError::WrongFamily {
+                expected: 4,
+                other: 6
+            })
         ));
         assert!(matches!(
             resolve_pool_refs(&["missing".into()], &resources, IpVersion::V4),

@@ -34,7 +34,10 @@ pub(crate) fn format_time(t: &Time) -> String {
 mod time_format {
     use super::*;
 
-    pub(crate) fn serialize<S: serde::Serializer>(t: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(
+        t: &Option<Time>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_str(&format_time(t)),
             None => s.serialize_none(),
@@ -86,12 +89,20 @@ pub(crate) struct AllocationBlock {
     pub sequence_number: u64,
     /// Ordinal (as a decimal string) to the block's sequence number when
     /// that ordinal was allocated.
-    #[serde(rename = "sequenceNumberForAllocation", default, deserialize_with = "null_as_empty_map")]
+    #[serde(
+        rename = "sequenceNumberForAllocation",
+        default,
+        deserialize_with = "null_as_empty_map"
+    )]
     pub sequence_number_for_allocation: BTreeMap<String, u64>,
     #[serde(default)]
     pub deleted: bool,
     /// The affinity as old Calico versions wrote it (a bare host name).
-    #[serde(rename = "hostAffinity", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "hostAffinity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub host_affinity: Option<String>,
 }
 
@@ -102,12 +113,27 @@ pub(crate) struct AllocationAttribute {
     pub handle_id: Option<String>,
     /// What Calico calls `ActiveOwnerAttrs`: `node`, `namespace`, `pod`,
     /// `timestamp`, `type`, ...
-    #[serde(rename = "secondary", default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_empty_map")]
+    #[serde(
+        rename = "secondary",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_empty_map"
+    )]
     pub active_owner_attrs: BTreeMap<String, String>,
-    #[serde(rename = "alternateOwnerAttrs", default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_empty_map")]
+    #[serde(
+        rename = "alternateOwnerAttrs",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_empty_map"
+    )]
     pub alternate_owner_attrs: BTreeMap<String, String>,
     /// Set while the address is in its released-address cooldown.
-    #[serde(rename = "releasedAt", default, skip_serializing_if = "Option::is_none", with = "time_format")]
+    #[serde(
+        rename = "releasedAt",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time_format"
+    )]
     pub released_at: Option<Time>,
 }
 
@@ -146,7 +172,10 @@ impl BlockAffinity {
     }
 
     pub fn with_state(state: AffinityState) -> BlockAffinity {
-        BlockAffinity { state, deleted: false }
+        BlockAffinity {
+            state,
+            deleted: false,
+        }
     }
 }
 
@@ -166,11 +195,19 @@ pub(crate) struct IpamHandle {
 pub(crate) struct IpamConfigRecord {
     #[serde(rename = "strict_affinity", default, skip_serializing_if = "is_false")]
     pub strict_affinity: bool,
-    #[serde(rename = "auto_allocate_blocks", default, skip_serializing_if = "is_false")]
+    #[serde(
+        rename = "auto_allocate_blocks",
+        default,
+        skip_serializing_if = "is_false"
+    )]
     pub auto_allocate_blocks: bool,
     #[serde(rename = "maxBlocksPerHost", default, skip_serializing_if = "is_zero")]
     pub max_blocks_per_host: u32,
-    #[serde(rename = "kubeVirtVMAddressPersistence", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "kubeVirtVMAddressPersistence",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kube_virt_vm_address_persistence: Option<String>,
     #[serde(rename = "ipCooldownSeconds", default, skip_serializing_if = "is_zero")]
     pub ip_cooldown_seconds: u32,
@@ -208,7 +245,10 @@ fn cidr_segment(cidr: &IpNet) -> String {
 }
 
 fn parse_cidr_segment(s: &str) -> Option<IpNet> {
-    s.replacen('-', "/", 1).parse::<IpNet>().ok().map(|n| n.trunc())
+    s.replacen('-', "/", 1)
+        .parse::<IpNet>()
+        .ok()
+        .map(|n| n.trunc())
 }
 
 pub(crate) fn block_key(cidr: &IpNet) -> String {
@@ -244,7 +284,11 @@ pub(crate) fn affinity_key(kind: AffinityType, host: &str, cidr: &IpNet) -> Stri
 
 /// The prefix holding one owner's affinities of one family.
 pub(crate) fn affinity_prefix(kind: AffinityType, host: &str, version: IpVersion) -> String {
-    format!("{IPAM_ROOT}{}/{host}/ipv{}/block/", kind.as_str(), version.number())
+    format!(
+        "{IPAM_ROOT}{}/{host}/ipv{}/block/",
+        kind.as_str(),
+        version.number()
+    )
 }
 
 /// The prefix holding every affinity of one kind.
@@ -286,7 +330,8 @@ pub(crate) fn handle_key(handle: &str) -> String {
 }
 
 pub(crate) fn parse_handle_key(key: &str) -> Option<&str> {
-    key.strip_prefix(HANDLE_ROOT).filter(|h| !h.is_empty() && !h.contains('/'))
+    key.strip_prefix(HANDLE_ROOT)
+        .filter(|h| !h.is_empty() && !h.contains('/'))
 }
 
 #[cfg(test)]
@@ -302,7 +347,10 @@ mod tests {
         let b: AllocationBlock = serde_json::from_str(CALICO_BLOCK).unwrap();
         assert_eq!(b.affinity.as_deref(), Some("host:node-1"));
         assert_eq!(b.allocations, vec![Some(0), None, Some(1), None]);
-        assert_eq!(b.attributes[1].released_at.map(|t| t.timestamp()), Some(1_714_557_660));
+        assert_eq!(
+            b.attributes[1].released_at.map(|t| t.timestamp()),
+            Some(1_714_557_660)
+        );
         assert_eq!(serde_json::to_string(&b).unwrap(), CALICO_BLOCK);
     }
 
@@ -313,13 +361,21 @@ mod tests {
         )
         .unwrap();
         assert!(b.affinity.is_none() && b.attributes.is_empty());
-        assert!(serde_json::to_string(&b).unwrap().contains(r#""affinity":null"#));
+        assert!(
+            serde_json::to_string(&b)
+                .unwrap()
+                .contains(r#""affinity":null"#)
+        );
     }
 
     #[test]
     fn affinity_values() {
-        assert_eq!(BlockAffinity::from_bytes(b"").unwrap().state, AffinityState::Unset);
-        let a = BlockAffinity::from_bytes(br#"{"state":"pendingDeletion","deleted":false}"#).unwrap();
+        assert_eq!(
+            BlockAffinity::from_bytes(b"").unwrap().state,
+            AffinityState::Unset
+        );
+        let a =
+            BlockAffinity::from_bytes(br#"{"state":"pendingDeletion","deleted":false}"#).unwrap();
         assert_eq!(a.state, AffinityState::PendingDeletion);
         assert_eq!(
             serde_json::to_string(&BlockAffinity::with_state(AffinityState::Confirmed)).unwrap(),
@@ -329,9 +385,13 @@ mod tests {
 
     #[test]
     fn handle_and_config_json() {
-        let h: IpamHandle = serde_json::from_str(r#"{"block":{"10.65.79.0/26":2},"deleted":false}"#).unwrap();
+        let h: IpamHandle =
+            serde_json::from_str(r#"{"block":{"10.65.79.0/26":2},"deleted":false}"#).unwrap();
         assert_eq!(h.block["10.65.79.0/26"], 2);
-        assert_eq!(serde_json::to_string(&h).unwrap(), r#"{"block":{"10.65.79.0/26":2},"deleted":false}"#);
+        assert_eq!(
+            serde_json::to_string(&h).unwrap(),
+            r#"{"block":{"10.65.79.0/26":2},"deleted":false}"#
+        );
         let c = IpamConfigRecord {
             strict_affinity: true,
             auto_allocate_blocks: true,
@@ -343,20 +403,36 @@ mod tests {
             r#"{"strict_affinity":true,"auto_allocate_blocks":true,"maxBlocksPerHost":4}"#
         );
         let read: IpamConfigRecord = serde_json::from_str(r#"{"strict_affinity":true}"#).unwrap();
-        assert!(!read.auto_allocate_blocks, "an omitted field is false, as Calico reads it");
+        assert!(
+            !read.auto_allocate_blocks,
+            "an omitted field is false, as Calico reads it"
+        );
     }
 
     #[test]
     fn keys() {
         let v4: IpNet = "10.65.79.0/26".parse().unwrap();
         let v6: IpNet = "fd5f:abcd:64::40/122".parse().unwrap();
-        assert_eq!(block_key(&v4), "/calico/ipam/v2/assignment/ipv4/block/10.65.79.0-26");
-        assert_eq!(block_key(&v6), "/calico/ipam/v2/assignment/ipv6/block/fd5f:abcd:64::40-122");
+        assert_eq!(
+            block_key(&v4),
+            "/calico/ipam/v2/assignment/ipv4/block/10.65.79.0-26"
+        );
+        assert_eq!(
+            block_key(&v6),
+            "/calico/ipam/v2/assignment/ipv6/block/fd5f:abcd:64::40-122"
+        );
         assert_eq!(parse_block_key(&block_key(&v6)), Some(v6));
-        assert_eq!(parse_block_key("/calico/ipam/v2/assignment/ipv4/block/x"), None);
+        assert_eq!(
+            parse_block_key("/calico/ipam/v2/assignment/ipv4/block/x"),
+            None
+        );
         let k = affinity_key(AffinityType::Host, "node-1", &v4);
         assert_eq!(k, "/calico/ipam/v2/host/node-1/ipv4/block/10.65.79.0-26");
-        assert!(k.starts_with(&affinity_prefix(AffinityType::Host, "node-1", IpVersion::V4)));
+        assert!(k.starts_with(&affinity_prefix(
+            AffinityType::Host,
+            "node-1",
+            IpVersion::V4
+        )));
         assert_eq!(
             parse_affinity_key(&k),
             Some(AffinityKey {
@@ -366,7 +442,13 @@ mod tests {
             })
         );
         assert_eq!(parse_affinity_key("/calico/ipam/v2/host/node-1"), None);
-        assert_eq!(handle_key("k8s-pod-network.abc"), "/calico/ipam/v2/handle/k8s-pod-network.abc");
-        assert_eq!(parse_handle_key("/calico/ipam/v2/handle/k8s-pod-network.abc"), Some("k8s-pod-network.abc"));
+        assert_eq!(
+            handle_key("k8s-pod-network.abc"),
+            "/calico/ipam/v2/handle/k8s-pod-network.abc"
+        );
+        assert_eq!(
+            parse_handle_key("/calico/ipam/v2/handle/k8s-pod-network.abc"),
+            Some("k8s-pod-network.abc")
+        );
     }
 }

@@ -55,7 +55,9 @@ impl Reservations {
     /// The reservations' CIDRs (or bare addresses), with the entries that
     /// parse as neither returned apart so the caller can log them; Calico
     /// skips those too.
-    pub fn from_resources(resources: &[IpReservation]) -> (Reservations, Vec<MalformedReservation>) {
+    pub fn from_resources(
+        resources: &[IpReservation],
+    ) -> (Reservations, Vec<MalformedReservation>) {
         let mut cidrs = Vec::new();
         let mut malformed = Vec::new();
         for r in resources {
@@ -166,13 +168,19 @@ mod tests {
         assert!(!r.contains("10.0.0.192".parse().unwrap()));
         assert!(r.covers(&net("10.0.0.64/26")));
         assert!(r.covers(&net("10.0.0.96/27")));
-        assert!(!r.covers(&net("10.0.0.0/24")), "adjacent merge stops at .191");
+        assert!(
+            !r.covers(&net("10.0.0.0/24")),
+            "adjacent merge stops at .191"
+        );
         assert_eq!(r.count_in(&net("10.0.0.0/24")), 192);
         assert!(r.touches(&net("10.0.0.0/24")));
         assert!(!r.touches(&net("10.0.1.0/24")));
         assert!(r.contains("fd00::3".parse().unwrap()));
         assert!(!r.contains("fd00::4".parse().unwrap()));
-        assert!(!r.contains("0.0.0.3".parse().unwrap()), "families stay apart");
+        assert!(
+            !r.contains("0.0.0.3".parse().unwrap()),
+            "families stay apart"
+        );
     }
 
     #[test]
@@ -180,7 +188,12 @@ mod tests {
         let res = IpReservation {
             metadata: ObjectMeta::named("r1"),
             spec: IpReservationSpec {
-                reserved_cidrs: vec!["10.0.0.1".into(), " bogus ".into(), "".into(), "10.1.0.0/30".into()],
+                reserved_cidrs: vec![
+                    "10.0.0.1".into(),
+                    " bogus ".into(),
+                    "".into(),
+                    "10.1.0.0/30".into(),
+                ],
             },
         };
         let (r, bad) = Reservations::from_resources(&[res]);

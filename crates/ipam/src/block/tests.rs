@@ -19,7 +19,10 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn attrs(pod: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("pod".to_owned(), pod.to_owned()), ("node".to_owned(), "n1".to_owned())])
+    BTreeMap::from([
+        ("pod".to_owned(), pod.to_owned()),
+        ("node".to_owned(), "n1".to_owned()),
+    ])
 }
 
 fn block(cidr: &str) -> AllocationBlock {
@@ -33,8 +36,16 @@ fn hands_out_in_queue_order_and_skips_reservations() {
     let got = b.auto_assign(3, Some("h1"), &attrs("p1"), &r);
     assert_eq!(got, vec![ip("10.0.0.0"), ip("10.0.0.2"), ip("10.0.0.3")]);
     assert_eq!(b.num_free(&r), 2, ".6 and .7 remain usable");
-    assert_eq!(b.unallocated, vec![1, 4, 5, 6, 7], "reserved ordinals keep their place");
-    assert_eq!(b.attributes.len(), 1, "one attribute shared by the allocation");
+    assert_eq!(
+        b.unallocated,
+        vec![1, 4, 5, 6, 7],
+        "reserved ordinals keep their place"
+    );
+    assert_eq!(
+        b.attributes.len(),
+        1,
+        "one attribute shared by the allocation"
+    );
     assert_eq!(b.sequence_for(2), 1000);
     assert_eq!(b.ips_by_handle("h1").len(), 3);
     b.validate(t(0)).unwrap();
@@ -52,12 +63,19 @@ fn released_address_waits_out_the_cooldown_then_goes_to_the_tail() {
     assert_eq!(out.count, 1);
     assert_eq!(out.by_handle, BTreeMap::from([("h1".to_owned(), 1)]));
     assert_eq!(b.occupancy(ip("10.0.0.0")), Some(Occupancy::CoolingDown));
-    assert!(!b.is_empty(), "a cooling-down address still holds the block");
+    assert!(
+        !b.is_empty(),
+        "a cooling-down address still holds the block"
+    );
     // Not freed before the cooldown ends.
     assert!(!b.garbage_collect(t(69), 60));
     assert_eq!(b.num_free(&none), 3);
     assert!(b.garbage_collect(t(70), 60));
-    assert_eq!(b.unallocated, vec![1, 2, 3, 0], "freed ordinal joins the tail of the queue");
+    assert_eq!(
+        b.unallocated,
+        vec![1, 2, 3, 0],
+        "freed ordinal joins the tail of the queue"
+    );
     assert!(b.attributes.is_empty() && b.is_empty());
     b.validate(t(70)).unwrap();
 }
@@ -90,21 +108,30 @@ fn stale_release_is_refused_whole() {
     let before = b.clone();
     assert!(matches!(
         b.release(&[good.clone(), stale], t(1), 0),
-        Err(BlockError::SequenceMismatch { requested: 999, actual: 1000, .. })
+        Err(BlockError::SequenceMismatch {
+            requested: 999,
+            actual: 1000,
+            ..
+        })
     ));
     assert_eq!(b, before, "nothing changes when any request is stale");
     let wrong_handle = ReleaseOptions {
         handle: Some("h2".into()),
         ..good.clone()
     };
-    assert!(matches!(b.release(&[wrong_handle], t(1), 0), Err(BlockError::HandleMismatch { .. })));
+    assert!(matches!(
+        b.release(&[wrong_handle], t(1), 0),
+        Err(BlockError::HandleMismatch { .. })
+    ));
     assert_eq!(b.release(&[good], t(1), 0).unwrap().count, 1);
 }
 
 #[test]
 fn release_of_free_address_reports_it() {
     let mut b = block("10.0.0.0/30");
-    let out = b.release(&[ReleaseOptions::address(ip("10.0.0.2"))], t(1), 0).unwrap();
+    let out = b
+        .release(&[ReleaseOptions::address(ip("10.0.0.2"))], t(1), 0)
+        .unwrap();
     assert_eq!(out.not_allocated, vec![ip("10.0.0.2")]);
     assert_eq!(out.count, 0);
     assert!(matches!(
@@ -128,7 +155,11 @@ fn assign_specific_address() {
     ));
     let got = b.auto_assign(5, Some("h"), &attrs("p"), &Reservations::none());
     assert_eq!(got, vec![ip("fd00::"), ip("fd00::1"), ip("fd00::3")]);
-    assert_eq!(b.attributes.len(), 1, "same handle and attributes share one entry");
+    assert_eq!(
+        b.attributes.len(),
+        1,
+        "same handle and attributes share one entry"
+    );
 }
 
 #[test]
@@ -148,19 +179,35 @@ fn validate_catches_corruption() {
     assert!(dup.validate(t(0)).unwrap_err().contains("more than once"));
     let mut both = b.clone();
     both.unallocated.push(0);
-    assert!(both.validate(t(0)).unwrap_err().contains("is allocated but appears"));
+    assert!(
+        both.validate(t(0))
+            .unwrap_err()
+            .contains("is allocated but appears")
+    );
     let mut dangling = b.clone();
     dangling.allocations[0] = Some(7);
-    assert!(dangling.validate(t(0)).unwrap_err().contains("nonexistent attribute"));
+    assert!(
+        dangling
+            .validate(t(0))
+            .unwrap_err()
+            .contains("nonexistent attribute")
+    );
     let mut future = b.clone();
-    future.release(&[ReleaseOptions::address(ip("10.0.0.0"))], t(100), 600).unwrap();
+    future
+        .release(&[ReleaseOptions::address(ip("10.0.0.0"))], t(100), 600)
+        .unwrap();
     assert!(future.validate(t(50)).unwrap_err().contains("clock skew"));
 }
 
 #[test]
 fn windows_reserved_allocations_leave_a_block_empty() {
     let mut b = block("10.0.0.0/30");
-    b.auto_assign(1, Some(WINDOWS_RESERVED_HANDLE), &BTreeMap::new(), &Reservations::none());
+    b.auto_assign(
+        1,
+        Some(WINDOWS_RESERVED_HANDLE),
+        &BTreeMap::new(),
+        &Reservations::none(),
+    );
     assert!(b.is_empty());
     b.auto_assign(1, Some("pod"), &BTreeMap::new(), &Reservations::none());
     assert!(!b.is_empty());
