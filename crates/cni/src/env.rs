@@ -84,6 +84,8 @@ pub struct CniEnv {
     pub ifname: String,
     /// `CNI_ARGS`, parsed.
     pub args: CniArgs,
+    /// `CNI_ARGS` as given, for delegated plugins.
+    pub args_raw: String,
     /// `CNI_PATH`, split on `:`.
     pub path: Vec<PathBuf>,
 }
@@ -123,16 +125,15 @@ impl CniEnv {
         if command.required().contains(&"CNI_IFNAME") {
             validate_ifname(&ifname)?;
         }
-        let args = match get("CNI_ARGS") {
-            Some(text) => text.parse()?,
-            None => CniArgs::default(),
-        };
+        let args_raw = get("CNI_ARGS").unwrap_or_default();
+        let args = args_raw.parse()?;
         Ok(CniEnv {
             command,
             container_id,
             netns: get("CNI_NETNS").map(PathBuf::from),
             ifname,
             args,
+            args_raw,
             path: get("CNI_PATH")
                 .map(|p| {
                     p.split(':')

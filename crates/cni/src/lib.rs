@@ -1,8 +1,12 @@
 //! calico-cni: the `calico` and `calico-ipam` CNI plugins.
 pub mod args;
 pub mod config;
+pub mod dataplane;
+pub mod endpoint;
 pub mod env;
 pub mod error;
+pub mod ipam;
 pub mod names;
+pub mod plugin;
 pub mod result;
 pub mod version;
