@@ -24,8 +24,10 @@ fn world() -> World {
     w.apply(client);
     w.apply(pod("ns1", "other", "10.0.1.3", &[("app", "other")]));
     w.apply(pod("ns2", "client", "10.0.2.1", &[("app", "client")]));
-    let mut sa = calico_model::Profile::default();
-    sa.metadata = calico_model::ObjectMeta::named("ksa.ns1.sa-client");
+    let mut sa = calico_model::Profile {
+        metadata: calico_model::ObjectMeta::named("ksa.ns1.sa-client"),
+        ..Default::default()
+    };
     sa.spec.labels_to_apply = labels(&[
         ("pcsa.role", "admin"),
         ("pcsa.projectcalico.org/name", "sa-client"),

@@ -28,8 +28,10 @@ pub fn ip(s: &str) -> IpAddr {
 
 /// A Kubernetes pod's endpoint, as Calico's CNI plugin writes it.
 pub fn pod(ns: &str, name: &str, addr: &str, l: &[(&str, &str)]) -> WorkloadEndpoint {
-    let mut w = WorkloadEndpoint::default();
-    w.metadata = ObjectMeta::namespaced(ns, format!("node1-k8s-{name}-eth0"));
+    let mut w = WorkloadEndpoint {
+        metadata: ObjectMeta::namespaced(ns, format!("node1-k8s-{name}-eth0")),
+        ..Default::default()
+    };
     w.metadata.labels = labels(l);
     w.spec.orchestrator = "k8s".into();
     w.spec.node = "node1".into();
@@ -66,8 +68,10 @@ pub fn pod_key(ns: &str, name: &str) -> EndpointKey {
 }
 
 pub fn host(name: &str, addr: &str, l: &[(&str, &str)]) -> HostEndpoint {
-    let mut h = HostEndpoint::default();
-    h.metadata = ObjectMeta::named(name);
+    let mut h = HostEndpoint {
+        metadata: ObjectMeta::named(name),
+        ..Default::default()
+    };
     h.metadata.labels = labels(l);
     h.spec.node = "node1".into();
     h.spec.interface_name = "eth0".into();
@@ -77,8 +81,10 @@ pub fn host(name: &str, addr: &str, l: &[(&str, &str)]) -> HostEndpoint {
 
 /// The profile Calico's kube-controllers make of a namespace.
 pub fn namespace(ns: &str, l: &[(&str, &str)]) -> Profile {
-    let mut p = Profile::default();
-    p.metadata = ObjectMeta::named(format!("kns.{ns}"));
+    let mut p = Profile {
+        metadata: ObjectMeta::named(format!("kns.{ns}")),
+        ..Default::default()
+    };
     p.spec.ingress = vec![Rule::new(Action::Allow)];
     p.spec.egress = vec![Rule::new(Action::Allow)];
     p.spec.labels_to_apply = l
@@ -92,38 +98,48 @@ pub fn namespace(ns: &str, l: &[(&str, &str)]) -> Profile {
 }
 
 pub fn tier(name: &str, order: Option<f64>, action: Action) -> Tier {
-    let mut t = Tier::default();
-    t.metadata = ObjectMeta::named(name);
+    let mut t = Tier {
+        metadata: ObjectMeta::named(name),
+        ..Default::default()
+    };
     t.spec.order = order;
     t.spec.default_action = Some(action);
     t
 }
 
 pub fn np(ns: &str, name: &str, selector: &str) -> NetworkPolicy {
-    let mut p = NetworkPolicy::default();
-    p.metadata = ObjectMeta::namespaced(ns, name);
+    let mut p = NetworkPolicy {
+        metadata: ObjectMeta::namespaced(ns, name),
+        ..Default::default()
+    };
     p.spec.selector = selector.into();
     p
 }
 
 pub fn gnp(name: &str, selector: &str) -> GlobalNetworkPolicy {
-    let mut p = GlobalNetworkPolicy::default();
-    p.metadata = ObjectMeta::named(name);
+    let mut p = GlobalNetworkPolicy {
+        metadata: ObjectMeta::named(name),
+        ..Default::default()
+    };
     p.spec.selector = selector.into();
     p
 }
 
 pub fn gns(name: &str, nets: &[&str], l: &[(&str, &str)]) -> GlobalNetworkSet {
-    let mut n = GlobalNetworkSet::default();
-    n.metadata = ObjectMeta::named(name);
+    let mut n = GlobalNetworkSet {
+        metadata: ObjectMeta::named(name),
+        ..Default::default()
+    };
     n.metadata.labels = labels(l);
     n.spec.nets = nets.iter().map(|s| s.to_string()).collect();
     n
 }
 
 pub fn netset(ns: &str, name: &str, nets: &[&str], l: &[(&str, &str)]) -> NetworkSet {
-    let mut n = NetworkSet::default();
-    n.metadata = ObjectMeta::namespaced(ns, name);
+    let mut n = NetworkSet {
+        metadata: ObjectMeta::namespaced(ns, name),
+        ..Default::default()
+    };
     n.metadata.labels = labels(l);
     n.spec.nets = nets.iter().map(|s| s.to_string()).collect();
     n
