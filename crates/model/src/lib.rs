@@ -15,6 +15,7 @@
 pub mod bgp;
 pub mod cluster;
 pub mod defaults;
+pub mod document;
 pub mod duration;
 pub mod endpoint;
 pub mod felix;
@@ -32,6 +33,7 @@ pub mod resource;
 pub mod rule;
 mod serde_util;
 pub mod validate;
+mod yaml_out;
 
 pub use bgp::{
     BgpConfiguration, BgpConfigurationSpec, BgpFilter, BgpFilterSpec, BgpPeer, BgpPeerSpec,
