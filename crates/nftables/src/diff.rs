@@ -1,0 +1,417 @@
+//! The difference between two rulesets as one transaction.
+//!
+//! Only what changed is sent: set and map elements are added and removed
+//! one by one; a chain whose rules changed is flushed and refilled within
+//! the same transaction (so there is no moment without its rules); chains,
+//! sets and maps are created and deleted as needed. Base chains whose hook,
+//! type or priority changed, and sets or maps whose type or flags changed,
+//! are deleted and re-created.
+//!
+//! Statements are ordered in phases so that everything exists before it is
+//! referred to and every reference is gone before its target is deleted:
+//!
+//! 1. declare new tables, chains, sets and maps (and update base-chain policies);
+//! 2. flush chains whose rules change, and chains about to be deleted;
+//! 3. remove stale map entries and set elements (or flush unreadable ones);
+//! 4. delete maps, sets and chains that go away or must be re-created;
+//! 5. re-create the ones whose definition changed;
+//! 6. add set elements and map entries;
+//! 7. add the rules of new and changed chains.
+//!
+//! Tables are handled one after the other; nftables has no references
+//! between tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Chain, Map, Ruleset, Set, Table, TableId};
+use crate::parse::{Observed, Unreadable};
+use crate::transaction::{Op, Transaction};
+
+impl Transaction {
+    /// The transaction from `current` to `desired`. Tables in `current` that
+    /// are not in `desired` are deleted.
+    pub fn diff(current: &Ruleset, desired: &Ruleset) -> Transaction {
+        diff_with(current, &BTreeMap::new(), desired)
+    }
+
+    /// The transaction from what was read from the kernel to `desired`;
+    /// whatever could not be read is overwritten.
+    pub fn diff_observed(current: &Observed, desired: &Ruleset) -> Transaction {
+        diff_with(&current.ruleset, &current.unreadable, desired)
+    }
+
+    /// Creates `desired` in a kernel that has none of its tables.
+    pub fn create(desired: &Ruleset) -> Transaction {
+        Transaction::diff(&Ruleset::default(), desired)
+    }
+
+    /// Deletes and re-creates every table of `desired` in one transaction:
+    /// what a driver without a diff would send on every change.
+    pub fn replace_all(desired: &Ruleset) -> Transaction {
+        let mut ops = Vec::new();
+        for (id, table) in &desired.tables {
+            // `add` first so that `delete` cannot fail on a missing table.
+            ops.push(Op::AddTable(id.clone()));
+            ops.push(Op::DeleteTable(id.clone()));
+            ops.push(Op::AddTable(id.clone()));
+            TableDiff::new(id, &Table::default(), table, &BTreeMap::new()).write(&mut ops);
+        }
+        Transaction { ops }
+    }
+}
+
+fn diff_with(
+    current: &Ruleset,
+    unreadable: &BTreeMap<Unreadable, String>,
+    desired: &Ruleset,
+) -> Transaction {
+    let mut ops = Vec::new();
+    let empty = Table::default();
+    for id in current.tables.keys() {
+        if !desired.tables.contains_key(id) {
+            ops.push(Op::DeleteTable(id.clone()));
+        }
+    }
+    for (id, want) in &desired.tables {
+        match current.tables.get(id) {
+            None => {
+                ops.push(Op::AddTable(id.clone()));
+                TableDiff::new(id, &empty, want, unreadable).write(&mut ops);
+            }
+            Some(_) if unreadable.contains_key(&Unreadable::Table(id.clone())) => {
+                ops.push(Op::DeleteTable(id.clone()));
+                ops.push(Op::AddTable(id.clone()));
+                TableDiff::new(id, &empty, want, unreadable).write(&mut ops);
+            }
+            Some(have) => TableDiff::new(id, have, want, unreadable).write(&mut ops),
+        }
+    }
+    Transaction { ops }
+}
+
+/// What happens to one set, map or chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Only in the desired table.
+    Create,
+    /// Only in the current table.
+    Remove,
+    /// In both with different definitions: delete, then create.
+    Recreate,
+    /// Same definition; contents updated incrementally.
+    Update,
+    /// Same definition; contents unreadable or references must be dropped:
+    /// flush, then fill with the desired contents.
+    Refill,
+}
+
+struct TableDiff<'a> {
+    id: &'a TableId,
+    have: &'a Table,
+    want: &'a Table,
+    sets: BTreeMap<&'a str, Plan>,
+    maps: BTreeMap<&'a str, Plan>,
+    chains: BTreeMap<&'a str, Plan>,
+}
+
+fn plan_objects<'a, T>(
+    have: &'a BTreeMap<String, T>,
+    want: &'a BTreeMap<String, T>,
+    same_definition: impl Fn(&T, &T) -> bool,
+    unreadable: impl Fn(&str) -> bool,
+) -> BTreeMap<&'a str, Plan> {
+    let mut plans = BTreeMap::new();
+    for (name, h) in have {
+        let plan = match want.get(name) {
+            None => Plan::Remove,
+            Some(w) if !same_definition(h, w) => Plan::Recreate,
+            Some(_) if unreadable(name) => Plan::Refill,
+            Some(_) => Plan::Update,
+        };
+        plans.insert(name.as_str(), plan);
+    }
+    for name in want.keys() {
+        plans.entry(name.as_str()).or_insert(Plan::Create);
+    }
+    plans
+}
+
+impl<'a> TableDiff<'a> {
+    fn new(
+        id: &'a TableId,
+        have: &'a Table,
+        want: &'a Table,
+        unreadable: &BTreeMap<Unreadable, String>,
+    ) -> TableDiff<'a> {
+        let is = |u: Unreadable| unreadable.contains_key(&u);
+        let sets = plan_objects(&have.sets, &want.sets, Set::same_definition, |n| {
+            is(Unreadable::SetElements(id.clone(), n.to_string()))
+        });
+        let maps = plan_objects(&have.maps, &want.maps, Map::same_definition, |n| {
+            is(Unreadable::MapEntries(id.clone(), n.to_string()))
+        });
+        // A chain's definition is its base-chain attachment; a policy change
+        // alone is applied in place.
+        let same_chain = |h: &Chain, w: &Chain| match (&h.base, &w.base) {
+            (None, None) => true,
+            (Some(h), Some(w)) => h.same_attachment(w),
+            _ => false,
+        };
+        let mut chains = plan_objects(&have.chains, &want.chains, same_chain, |_| false);
+
+        // Sets and maps that are deleted (for good or to be re-created)
+        // must first lose every rule that refers to them.
+        let doomed: BTreeSet<&str> = sets
+            .iter()
+            .chain(maps.iter())
+            .filter(|(_, p)| matches!(p, Plan::Remove | Plan::Recreate))
+            .map(|(n, _)| *n)
+            .collect();
+        for (name, plan) in chains.iter_mut() {
+            if *plan != Plan::Update {
+                continue;
+            }
+            let (h, w) = (&have.chains[*name], &want.chains[*name]);
+            let refers_to_doomed = h
+                .rules
+                .iter()
+                .flat_map(|r| r.set_refs())
+                .any(|s| doomed.contains(s));
+            let unreadable_rules = is(Unreadable::ChainRules(id.clone(), name.to_string()));
+            if h.rules != w.rules || refers_to_doomed || unreadable_rules {
+                *plan = Plan::Refill;
+            }
+        }
+        TableDiff {
+            id,
+            have,
+            want,
+            sets,
+            maps,
+            chains,
+        }
+    }
+
+    fn write(&self, ops: &mut Vec<Op>) {
+        let table = || self.id.clone();
+        let named = |plans: &BTreeMap<&'a str, Plan>, which: &[Plan]| -> Vec<&'a str> {
+            plans
+                .iter()
+                .filter(|(_, p)| which.contains(p))
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        // A new set or map whose name the current table uses for the other
+        // kind can only be created after that one is deleted.
+        let name_in_use =
+            |n: &str| self.have.sets.contains_key(n) || self.have.maps.contains_key(n);
+
+        // 1. Declarations.
+        for name in named(&self.chains, &[Plan::Create]) {
+            ops.push(Op::AddChain {
+                table: table(),
+                chain: name.to_string(),
+                base: self.want.chains[name].base,
+            });
+        }
+        for name in named(&self.chains, &[Plan::Update, Plan::Refill]) {
+            let (h, w) = (&self.have.chains[name], &self.want.chains[name]);
+            if let (Some(hb), Some(wb)) = (h.base, w.base) {
+                if hb.policy != wb.policy {
+                    ops.push(Op::AddChain {
+                        table: table(),
+                        chain: name.to_string(),
+                        base: Some(wb),
+                    });
+                }
+            }
+        }
+        let early = |n: &&str| !name_in_use(n);
+        for name in named(&self.sets, &[Plan::Create]).into_iter().filter(early) {
+            ops.push(self.add_set(name));
+        }
+        for name in named(&self.maps, &[Plan::Create]).into_iter().filter(early) {
+            ops.push(self.add_map(name));
+        }
+
+        // 2. Drop the rules of chains that change or go away.
+        for name in named(&self.chains, &[Plan::Refill, Plan::Recreate, Plan::Remove]) {
+            ops.push(Op::FlushChain {
+                table: table(),
+                chain: name.to_string(),
+            });
+        }
+
+        // 3. Remove stale contents.
+        for (name, plan) in &self.maps {
+            match plan {
+                Plan::Update => {
+                    let (h, w) = (&self.have.maps[*name], &self.want.maps[*name]);
+                    let keys: Vec<_> = h
+                        .entries
+                        .iter()
+                        .filter(|(k, v)| w.entries.get(*k) != Some(*v))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    if !keys.is_empty() {
+                        ops.push(Op::DeleteMapEntries {
+                            table: table(),
+                            map: name.to_string(),
+                            keys,
+                        });
+                    }
+                }
+                Plan::Refill => ops.push(Op::FlushMap {
+                    table: table(),
+                    map: name.to_string(),
+                }),
+                _ => {}
+            }
+        }
+        for (name, plan) in &self.sets {
+            match plan {
+                Plan::Update => {
+                    let (h, w) = (&self.have.sets[*name], &self.want.sets[*name]);
+                    let elements: Vec<_> = h.elements.difference(&w.elements).cloned().collect();
+                    if !elements.is_empty() {
+                        ops.push(Op::DeleteElements {
+                            table: table(),
+                            set: name.to_string(),
+                            elements,
+                        });
+                    }
+                }
+                Plan::Refill => ops.push(Op::FlushSet {
+                    table: table(),
+                    set: name.to_string(),
+                }),
+                _ => {}
+            }
+        }
+
+        // 4. Delete what goes away or is re-created: maps first (their
+        // entries refer to chains), chains last.
+        for name in named(&self.maps, &[Plan::Remove, Plan::Recreate]) {
+            ops.push(Op::DeleteMap {
+                table: table(),
+                map: name.to_string(),
+            });
+        }
+        for name in named(&self.sets, &[Plan::Remove, Plan::Recreate]) {
+            ops.push(Op::DeleteSet {
+                table: table(),
+                set: name.to_string(),
+            });
+        }
+        for name in named(&self.chains, &[Plan::Remove, Plan::Recreate]) {
+            ops.push(Op::DeleteChain {
+                table: table(),
+                chain: name.to_string(),
+            });
+        }
+
+        // 5. Re-create.
+        for name in named(&self.chains, &[Plan::Recreate]) {
+            ops.push(Op::AddChain {
+                table: table(),
+                chain: name.to_string(),
+                base: self.want.chains[name].base,
+            });
+        }
+        let late = |n: &&str| name_in_use(n);
+        for name in named(&self.sets, &[Plan::Recreate])
+            .into_iter()
+            .chain(named(&self.sets, &[Plan::Create]).into_iter().filter(late))
+        {
+            ops.push(self.add_set(name));
+        }
+        for name in named(&self.maps, &[Plan::Recreate])
+            .into_iter()
+            .chain(named(&self.maps, &[Plan::Create]).into_iter().filter(late))
+        {
+            ops.push(self.add_map(name));
+        }
+
+        // 6. Fill sets and maps.
+        for (name, plan) in &self.sets {
+            let w = match plan {
+                Plan::Remove => continue,
+                _ => &self.want.sets[*name],
+            };
+            let elements: Vec<_> = match plan {
+                Plan::Update => w
+                    .elements
+                    .difference(&self.have.sets[*name].elements)
+                    .cloned()
+                    .collect(),
+                _ => w.elements.iter().cloned().collect(),
+            };
+            if !elements.is_empty() {
+                ops.push(Op::AddElements {
+                    table: table(),
+                    set: name.to_string(),
+                    elements,
+                });
+            }
+        }
+        for (name, plan) in &self.maps {
+            let w = match plan {
+                Plan::Remove => continue,
+                _ => &self.want.maps[*name],
+            };
+            let entries: Vec<_> = match plan {
+                Plan::Update => {
+                    let h = &self.have.maps[*name];
+                    w.entries
+                        .iter()
+                        .filter(|(k, v)| h.entries.get(*k) != Some(*v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }
+                _ => w
+                    .entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            if !entries.is_empty() {
+                ops.push(Op::AddMapEntries {
+                    table: table(),
+                    map: name.to_string(),
+                    entries,
+                });
+            }
+        }
+
+        // 7. Rules of new and changed chains.
+        for name in named(&self.chains, &[Plan::Create, Plan::Recreate, Plan::Refill]) {
+            for rule in &self.want.chains[name].rules {
+                ops.push(Op::AddRule {
+                    table: table(),
+                    chain: name.to_string(),
+                    rule: rule.clone(),
+                });
+            }
+        }
+    }
+
+    fn add_set(&self, name: &str) -> Op {
+        let set = &self.want.sets[name];
+        Op::AddSet {
+            table: self.id.clone(),
+            set: name.to_string(),
+            key: set.key.clone(),
+            interval: set.interval,
+        }
+    }
+
+    fn add_map(&self, name: &str) -> Op {
+        let map = &self.want.maps[name];
+        Op::AddMap {
+            table: self.id.clone(),
+            map: name.to_string(),
+            key: map.key.clone(),
+            interval: map.interval,
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! Checks a desired ruleset before anything is sent to the kernel.
+//!
+//! Two kinds of problem are caught here. Some would make nft reject the
+//! whole transaction (a jump to a chain that does not exist, a prefix in a
+//! set without the interval flag); catching them here gives a message that
+//! names the rule. Others nft would accept but store in a different form
+//! than written (an anonymous set of adjacent prefixes is merged; a
+//! `meta l4proto tcp` before `th dport` is folded into `tcp dport`): the
+//! ruleset read back would never equal the desired one, and every repair
+//! would rewrite the chain. Those forms are rejected with the canonical
+//! spelling to use instead.
+
+use std::fmt;
+
+use ipnet::IpNet;
+
+use crate::model::value::{Interval, merge_anonymous};
+use crate::model::{
+    Chain, ChainType, DataType, Hook, Key, Map, Match, Rhs, Rule, Ruleset, Set, Statement, Table,
+    TableId, Value, Verdict,
+};
+
+/// Longest name of a table, chain, set or map nft accepts.
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest rule comment the kernel stores.
+pub const MAX_COMMENT_LEN: usize = 128;
+/// Longest log prefix the kernel accepts.
+pub const MAX_LOG_PREFIX_LEN: usize = 127;
+/// Longest interface name (IFNAMSIZ - 1).
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// Where in the ruleset a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub table: TableId,
+    /// `chain NAME`, `set NAME` or `map NAME`, if the problem is inside one.
+    pub object: Option<String>,
+    /// The 1-based position of the rule in its chain.
+    pub rule: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "table {}", self.table)?;
+        if let Some(object) = &self.object {
+            write!(f, ", {object}")?;
+        }
+        if let Some(rule) = self.rule {
+            write!(f, ", rule {rule}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One thing wrong with a ruleset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct Problem {
+    pub location: Location,
+    pub message: String,
+}
+
+impl Ruleset {
+    /// Every problem found, in ruleset order; empty if the ruleset is valid.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (id, table) in &self.tables {
+            let mut v = Validator {
+                table_id: id,
+                table,
+                location: Location {
+                    table: id.clone(),
+                    object: None,
+                    rule: None,
+                },
+                problems: &mut problems,
+            };
+            v.table();
+        }
+        problems
+    }
+}
+
+struct Validator<'a> {
+    table_id: &'a TableId,
+    table: &'a Table,
+    location: Location,
+    problems: &'a mut Vec<Problem>,
+}
+
+/// Whether `name` is an identifier nft's scanner reads as one word (nft
+/// 1.0 does not accept quoted names for tables, chains, sets and maps).
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.len() <= MAX_NAME_LEN
+}
+
+/// Why `s` cannot go between double quotes in an nft script, if it cannot
+/// (nft has no escape for `"`).
+fn string_problem(s: &str, max: usize, what: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some(format!("{what} is empty"));
+    }
+    if s.len() > max {
+        return Some(format!("{what} {s:?} is longer than {max} bytes"));
+    }
+    if s.chars().any(|c| c == '"' || c.is_control()) {
+        return Some(format!(
+            "{what} {s:?} contains a double quote or a control character, which nft cannot quote"
+        ));
+    }
+    None
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem {
+            location: self.location.clone(),
+            message: message.into(),
+        });
+    }
+
+    fn table(&mut self) {
+        if !is_identifier(&self.table_id.name) {
+            self.problem(format!(
+                "table name {:?} is not an nft identifier",
+                self.table_id.name
+            ));
+        }
+        for name in self.table.sets.keys() {
+            if self.table.maps.contains_key(name) {
+                self.location.object = Some(format!("set {name}"));
+                self.problem("a set and a map have this name; they share one namespace");
+            }
+        }
+        for (name, set) in &self.table.sets {
+            self.location.object = Some(format!("set {name}"));
+            self.set(name, set);
+        }
+        for (name, map) in &self.table.maps {
+            self.location.object = Some(format!("map {name}"));
+            self.map(name, map);
+        }
+        for (name, chain) in &self.table.chains {
+            self.location.object = Some(format!("chain {name}"));
+            self.chain(name, chain);
+        }
+        self.location.object = None;
+    }
+
+    fn name(&mut self, what: &str, name: &str) {
+        if !is_identifier(name) {
+            self.problem(format!(
+                "{what} name {name:?} is not an nft identifier (a letter or `_`, then letters, \
+                 digits, `_`, `-` or `.`, at most {MAX_NAME_LEN} bytes)"
+            ));
+        }
+    }
+
+    fn key_type(&mut self, key: &DataType) {
+        if let DataType::Concat(parts) = key {
+            if parts.len() < 2 {
+                self.problem("a concatenated type needs at least two parts");
+            }
+            if parts.iter().any(|p| matches!(p, DataType::Concat(_))) {
+                self.problem("concatenations cannot be nested");
+            }
+        }
+    }
+
+    fn set(&mut self, name: &str, set: &Set) {
+        self.name("set", name);
+        self.key_type(&set.key);
+        for element in &set.elements {
+            self.element(&set.key, set.interval, element);
+        }
+        if set.interval {
+            self.no_overlaps(set.elements.iter());
+        }
+    }
+
+    fn map(&mut self, name: &str, map: &Map) {
+        self.name("map", name);
+        self.key_type(&map.key);
+        for (key, verdict) in &map.entries {
+            self.element(&map.key, map.interval, key);
+            self.verdict_target(verdict);
+        }
+        if map.interval {
+            self.no_overlaps(map.entries.keys());
+        }
+    }
+
+    fn element(&mut self, key: &DataType, interval: bool, element: &Value) {
+        if let Err(message) = conforms(element, key) {
+            self.problem(format!("element {element}: {message}"));
+            return;
+        }
+        if !interval && element.is_interval() {
+            self.problem(format!(
+                "element {element} is a prefix, range or wildcard: the set needs the interval flag"
+            ));
+        }
+        let canonical = element.canonical_element();
+        if &canonical != element {
+            self.problem(format!(
+                "element {element} is listed back by nft as {canonical}; write it that way"
+            ));
+        }
+    }
+
+    /// nft refuses overlapping intervals in a set without auto-merge.
+    fn no_overlaps<'v>(&mut self, elements: impl Iterator<Item = &'v Value>) {
+        let mut intervals: Vec<(Interval, &Value)> = elements
+            .filter_map(|v| Interval::of(v).map(|i| (i, v)))
+            .collect();
+        intervals.sort_by(|a, b| a.0.cmp(&b.0));
+        for pair in intervals.windows(2) {
+            let ((a, av), (b, bv)) = (&pair[0], &pair[1]);
+            if a.kind == b.kind && b.lo <= a.hi {
+                self.problem(format!("elements {av} and {bv} overlap"));
+            }
+        }
+    }
+
+    fn verdict_target(&mut self, verdict: &Verdict) {
+        let Some(target) = verdict.target() else {
+            return;
+        };
+        match self.table.chains.get(target) {
+            None => self.problem(format!(
+                "`{verdict}`: there is no chain {target} in this table"
+            )),
+            Some(Chain { base: Some(_), .. }) => self.problem(format!(
+                "`{verdict}`: {target} is a base chain, which cannot be a target"
+            )),
+            Some(_) => {}
+        }
+    }
+
+    fn chain(&mut self, name: &str, chain: &Chain) {
+        self.name("chain", name);
+        if let Some(base) = &chain.base {
+            match (base.kind, base.hook) {
+                (ChainType::Route, hook) if hook != Hook::Output => {
+                    self.problem("route chains can only hook output")
+                }
+                (ChainType::Nat, Hook::Forward) => self.problem("nat chains cannot hook forward"),
+                _ => {}
+            }
+        }
+        for (i, rule) in chain.rules.iter().enumerate() {
+            self.location.rule = Some(i + 1);
+            self.rule(rule);
+        }
+        self.location.rule = None;
+    }
+
+    fn rule(&mut self, rule: &Rule) {
+        if rule.statements.is_empty() {
+            self.problem("a rule needs at least one statement");
+        }
+        if let Some(comment) = &rule.comment {
+            if let Some(p) = string_problem(comment, MAX_COMMENT_LEN, "comment") {
+                self.problem(p);
+            }
+        }
+        let last = rule.statements.len().saturating_sub(1);
+        let mut l4proto_literal = false;
+        for (i, statement) in rule.statements.iter().enumerate() {
+            if statement.is_terminal() && i != last {
+                self.problem(format!(
+                    "`{statement}` ends the rule but is followed by more statements"
+                ));
+            }
+            match statement {
+                Statement::Match(m) => {
+                    if l4proto_literal && m.key.reads_transport_header() {
+                        self.transport_after_l4proto(statement);
+                    }
+                    if m.key == Key::L4Proto && !m.negate && matches!(m.rhs, Rhs::One(_)) {
+                        l4proto_literal = true;
+                    }
+                    self.matcher(m);
+                }
+                Statement::Counter => {}
+                Statement::Log(log) => {
+                    if let Some(prefix) = &log.prefix {
+                        if let Some(p) = string_problem(prefix, MAX_LOG_PREFIX_LEN, "log prefix") {
+                            self.problem(p);
+                        }
+                    }
+                }
+                Statement::SetMark { mask, value } => {
+                    if *mask == 0 {
+                        self.problem("`meta mark set` with an empty mask changes nothing");
+                    }
+                    if value & !mask != 0 {
+                        self.problem(format!(
+                            "`meta mark set`: value 0x{value:08x} has bits outside mask 0x{mask:08x}"
+                        ));
+                    }
+                }
+                Statement::Verdict(verdict) => self.verdict_target(verdict),
+                Statement::Vmap { key, map } => {
+                    if l4proto_literal && key.reads_transport_header() {
+                        self.transport_after_l4proto(statement);
+                    }
+                    self.key(key);
+                    match self.table.maps.get(map) {
+                        None => self.problem(format!(
+                            "`{statement}`: there is no map {map} in this table"
+                        )),
+                        Some(m) if m.key != key.data_type() => self.problem(format!(
+                            "`{statement}`: map {map} has keys of type {}, the lookup key is {}",
+                            m.key,
+                            key.data_type()
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn transport_after_l4proto(&mut self, statement: &Statement) {
+        self.problem(format!(
+            "`{statement}` follows a `meta l4proto` match, which nft folds into the port or ICMP \
+             match and lists differently; name the protocol in the key instead (e.g. \
+             Key::Dport(PortProto::Tcp) for `tcp dport`) and drop the l4proto match"
+        ));
+    }
+
+    fn key(&mut self, key: &Key) {
+        match key {
+            Key::Mark { mask: 0 } => self.problem("`meta mark & 0` matches nothing useful"),
+            Key::Concat(parts) => {
+                if parts.len() < 2 {
+                    self.problem("a concatenation needs at least two parts");
+                }
+                for part in parts {
+                    if matches!(part, Key::Concat(_) | Key::CtState)
+                        || matches!(part, Key::Mark { mask } if *mask != u32::MAX)
+                    {
+                        self.problem(format!("`{part}` cannot be part of a concatenation"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn matcher(&mut self, m: &Match) {
+        self.key(&m.key);
+        let ty = m.key.data_type();
+        let statement = Statement::Match(m.clone());
+        match &m.rhs {
+            Rhs::One(value) => {
+                if matches!(m.key, Key::Concat(_)) {
+                    self.problem(format!(
+                        "`{statement}`: a concatenation can only be compared with a set"
+                    ));
+                    return;
+                }
+                if let Err(message) = conforms(value, &ty) {
+                    self.problem(format!("`{statement}`: {message}"));
+                }
+                if let (Key::Mark { mask }, Value::Int(v)) = (&m.key, value) {
+                    if v & !mask != 0 {
+                        self.problem(format!(
+                            "`{statement}` can never match: the value has bits outside the mask"
+                        ));
+                    }
+                }
+            }
+            Rhs::AnyOf(values) => {
+                if m.key == Key::CtState {
+                    self.problem(format!(
+                        "`{statement}`: list the states in one value (CtState::A | CtState::B) instead of a set"
+                    ));
+                    return;
+                }
+                if values.is_empty() {
+                    self.problem(format!("`{statement}`: an anonymous set cannot be empty"));
+                    return;
+                }
+                for value in values {
+                    if let Err(message) = conforms(value, &ty) {
+                        self.problem(format!("`{statement}`: element {value}: {message}"));
+                        return;
+                    }
+                }
+                match merge_anonymous(values) {
+                    Err(message) => self.problem(format!("`{statement}`: {message}")),
+                    Ok(merged) => {
+                        let canonical = Rhs::from_merged(merged);
+                        if canonical != m.rhs {
+                            let mut fixed = m.clone();
+                            fixed.rhs = canonical;
+                            self.problem(format!(
+                                "`{statement}` is stored by nft as `{fixed}`; build the set with Rhs::any_of"
+                            ));
+                        }
+                    }
+                }
+            }
+            Rhs::Set(name) => {
+                if m.key == Key::CtState {
+                    self.problem(format!(
+                        "`{statement}`: ct state cannot be looked up in a named set"
+                    ));
+                    return;
+                }
+                match self.table.sets.get(name) {
+                    None => self.problem(format!(
+                        "`{statement}`: there is no set {name} in this table"
+                    )),
+                    Some(set) if set.key != ty => self.problem(format!(
+                        "`{statement}`: set {name} holds {}, the match compares {ty}",
+                        set.key
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Whether `value` is a value of type `ty`, and why not.
+pub(crate) fn conforms(value: &Value, ty: &DataType) -> Result<(), String> {
+    match (ty, value) {
+        (DataType::IfName, Value::Name(name)) => {
+            if name == "*" {
+                return Err("a wildcard needs at least one character before `*`".into());
+            }
+            let bare = name.strip_suffix('*').unwrap_or(name);
+            if bare.contains('*') {
+                return Err(format!(
+                    "interface name {name:?}: `*` is only allowed at the end"
+                ));
+            }
+            match string_problem(bare, MAX_IFNAME_LEN, "interface name") {
+                Some(p) => Err(p),
+                None => Ok(()),
+            }
+        }
+        (DataType::Ipv4Addr, Value::Net(net @ IpNet::V4(_)))
+        | (DataType::Ipv6Addr, Value::Net(net @ IpNet::V6(_))) => {
+            if net.trunc() != *net {
+                Err(format!(
+                    "{net} has host bits set; the prefix is {}",
+                    net.trunc()
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        (
+            DataType::Ipv4Addr,
+            Value::AddrRange(lo @ std::net::IpAddr::V4(_), hi @ std::net::IpAddr::V4(_)),
+        )
+        | (
+            DataType::Ipv6Addr,
+            Value::AddrRange(lo @ std::net::IpAddr::V6(_), hi @ std::net::IpAddr::V6(_)),
+        ) => {
+            if lo > hi {
+                Err(format!("range {lo}-{hi} is backwards"))
+            } else {
+                Ok(())
+            }
+        }
+        (DataType::CtState, Value::CtState(state)) => {
+            if state.is_valid() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ct state bits 0x{:x} are not all known states",
+                    state.0
+                ))
+            }
+        }
+        (DataType::Concat(types), Value::Concat(values)) => {
+            if types.len() != values.len() {
+                return Err(format!(
+                    "{} parts for a type of {} parts",
+                    values.len(),
+                    types.len()
+                ));
+            }
+            for (t, v) in types.iter().zip(values) {
+                conforms(v, t)?;
+            }
+            Ok(())
+        }
+        (ty, Value::Int(n)) if ty.int_max().is_some() => {
+            let max = ty.int_max().unwrap_or(0);
+            if *n > max {
+                Err(format!("{n} is larger than {max}, the largest {ty}"))
+            } else {
+                Ok(())
+            }
+        }
+        (ty, Value::Range(lo, hi)) if ty.int_max().is_some() => {
+            let max = ty.int_max().unwrap_or(0);
+            if lo > hi {
+                Err(format!("range {lo}-{hi} is backwards"))
+            } else if *hi > max {
+                Err(format!("{hi} is larger than {max}, the largest {ty}"))
+            } else {
+                Ok(())
+            }
+        }
+        (ty, value) => Err(format!("{value} is not a value of type {ty}")),
+    }
+}
+
+/// The set of problems as one message per line (for error display).
+pub(crate) fn describe(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
