@@ -97,7 +97,7 @@ pub enum Error {
     },
 
     /// Any other failure of one operation.
-    #[error("datastore {target}: {operation} of {key} failed")]
+    #[error("datastore {target}: {operation}{} failed", of_key(.key))]
     Operation {
         target: String,
         operation: &'static str,
@@ -115,6 +115,14 @@ impl Error {
     /// down, busy or slow), as opposed to an answer about the data.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
+    }
+}
+
+fn of_key(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(" of {key}")
     }
 }
 

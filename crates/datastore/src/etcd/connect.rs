@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions};
 use tokio::net::TcpStream;
 
 use super::EtcdBackend;
-use crate::config::{ConfigError, EtcdConfig, PemSource};
+use super::tls::TlsMaterial;
+use crate::config::{ConfigError, EtcdConfig};
 use crate::error::Message;
 use crate::{Error, Revision};
 
@@ -29,7 +30,11 @@ pub(super) async fn connect(config: &EtcdConfig) -> Result<EtcdBackend, Error> {
         .into());
     }
     let endpoints = endpoint_urls(config)?;
-    let tls = tls_options(config, endpoints.iter().any(|e| e.starts_with("https://")))?;
+    let tls = if endpoints.iter().any(|e| e.starts_with("https://")) {
+        Some(TlsMaterial::load(config)?)
+    } else {
+        None
+    };
     let target = endpoints.join(",");
     let identity = match (&config.username, &config.cert) {
         (Some(user), _) => format!("user {user}"),
@@ -40,39 +45,91 @@ pub(super) async fn connect(config: &EtcdConfig) -> Result<EtcdBackend, Error> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(config.connect_timeout)
         .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT);
-    if let Some(tls) = tls.clone() {
-        options = options.with_tls(tls);
+    if let Some(tls) = &tls {
+        options = options.with_tls(tls.options(config.connect_timeout));
     }
     if let (Some(user), Some(password)) = (&config.username, &config.password) {
         options = options.with_user(user.clone(), password.expose().to_owned());
     }
 
     // The client connects lazily and, when no endpoint can be reached,
-    // requests wait for one: bound both the log-in and a first read.
-    let connected = tokio::time::timeout(
-        config.connect_timeout,
-        Client::connect(&endpoints, Some(options)),
-    )
-    .await;
-    let client = match connected {
-        Ok(Ok(client)) => client,
-        Ok(Err(e)) => return Err(classify(&target, &identity, "connect", "", e)),
-        Err(_) => return Err(unreachable(&endpoints, tls.as_ref(), config.connect_timeout).await),
+    // requests wait for one: the log-in and a first read share one deadline.
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    let attempt = async {
+        let client = Client::connect(&endpoints, Some(options))
+            .await
+            .map_err(|e| classify(&target, &identity, "connect", "", e))?;
+        probe_revision(&client, &target, &identity, config.connect_timeout).await?;
+        Ok::<_, Error>(client)
     };
-    match probe_revision(&client, &target, &identity, config.connect_timeout).await {
-        Ok(_) => {}
-        Err(Error::Timeout { .. }) => {
-            return Err(unreachable(&endpoints, tls.as_ref(), config.connect_timeout).await);
+    let failure = match tokio::time::timeout_at(deadline, attempt).await {
+        Ok(Ok(client)) => {
+            tracing::debug!(target = %target, identity = %identity, "connected to etcd");
+            return Ok(EtcdBackend {
+                client: std::sync::Arc::new(client),
+                target,
+                identity,
+                request_timeout: config.request_timeout,
+            });
         }
-        Err(e) => return Err(e),
+        // The server answered and said no: that is the whole story.
+        Ok(Err(e @ (Error::Auth { .. } | Error::Config(_)))) => return Err(e),
+        Ok(Err(e)) => e,
+        Err(_) => Error::Timeout {
+            target: target.clone(),
+            operation: "connect",
+            after: config.connect_timeout,
+        },
+    };
+    Err(explain(&endpoints, tls.as_ref(), failure).await)
+}
+
+/// Time allowed for finding out why a connection failed.
+const DIAGNOSIS_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Finds out per endpoint why the cluster could not be used: refused,
+/// unroutable, a TLS session the server or we reject, or a server that
+/// accepts connections but does not answer. Returns `failure` unchanged
+/// when no endpoint shows a problem.
+async fn explain(endpoints: &[String], tls: Option<&TlsMaterial>, failure: Error) -> Error {
+    let checks = endpoints.iter().map(|endpoint| async move {
+        let (scheme, authority) = endpoint.split_once("://").unwrap_or(("http", endpoint.as_str()));
+        let authority = authority.trim_end_matches('/');
+        let reason = match tokio::time::timeout(DIAGNOSIS_TIMEOUT, TcpStream::connect(authority)).await {
+            Ok(Err(e)) => Some(format!("cannot connect: {e}")),
+            Err(_) => Some(format!("no TCP connection within {DIAGNOSIS_TIMEOUT:?}")),
+            Ok(Ok(tcp)) => match (scheme, tls) {
+                ("https", Some(tls)) => tls.explain_failure(authority, DIAGNOSIS_TIMEOUT).await,
+                ("http", _) => super::tls::speaks_tls(tcp, DIAGNOSIS_TIMEOUT).await.then(|| {
+                    "the server expects TLS: use an https:// endpoint with the etcd CA certificate".to_owned()
+                }),
+                _ => None,
+            },
+        };
+        reason.map(|r| format!("{endpoint}: {r}"))
+    });
+    let reasons: Vec<String> = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if reasons.is_empty() {
+        if let Error::Timeout { target, after, .. } = &failure {
+            // Reachable, yet silent: not an etcd answering gRPC.
+            return Error::Unavailable {
+                target: target.clone(),
+                source: Box::new(Message(format!(
+                    "connections are accepted but no etcd answer came within {after:?} \
+                     (is this an etcd client URL, with the right http/https scheme?)"
+                ))),
+            };
+        }
+        return failure;
     }
-    tracing::debug!(target = %target, identity = %identity, "connected to etcd");
-    Ok(EtcdBackend {
-        client: std::sync::Arc::new(client),
-        target,
-        identity,
-        request_timeout: config.request_timeout,
-    })
+    Error::Unavailable {
+        target: endpoints.join(","),
+        source: Box::new(Message(reasons.join("; "))),
+    }
 }
 
 /// The store's current revision, from a linearizable count-only read.
@@ -107,6 +164,8 @@ pub(super) fn classify(
     e: etcd_client::Error,
 ) -> Error {
     // gRPC status codes (tonic's `Code` as numbers, to avoid naming tonic).
+    const CANCELLED: i32 = 1;
+    const UNKNOWN: i32 = 2;
     const INVALID_ARGUMENT: i32 = 3;
     const PERMISSION_DENIED: i32 = 7;
     const UNAVAILABLE: i32 = 14;
@@ -123,10 +182,18 @@ pub(super) fn classify(
     match &e {
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => unavailable(e),
         etcd_client::Error::GRpcStatus(status) => match status.code() as i32 {
-            UNAVAILABLE => unavailable(e),
+            // "Cancelled" is what the client reports when the server drops
+            // the connection under it.
+            UNAVAILABLE | CANCELLED => unavailable(e),
+            UNKNOWN if status.message().contains("transport error") => unavailable(e),
             UNAUTHENTICATED | PERMISSION_DENIED => refused(e),
             // The server rejects a wrong user name or password at log-in.
-            INVALID_ARGUMENT if status.message().contains("authentication failed") => refused(e),
+            INVALID_ARGUMENT
+                if status.message().contains("authentication failed")
+                    || status.message().contains("user name is empty") =>
+            {
+                refused(e)
+            }
             _ => Error::Operation {
                 target: target.to_owned(),
                 operation,
@@ -140,36 +207,6 @@ pub(super) fn classify(
             key: key.to_owned(),
             source: Box::new(e),
         },
-    }
-}
-
-/// Builds the error for a cluster that did not answer in time, finding out
-/// per endpoint why: refused, unroutable, or reachable but not completing
-/// the TLS/gRPC handshake.
-async fn unreachable(endpoints: &[String], tls: Option<&TlsOptions>, timeout: Duration) -> Error {
-    let mut reasons = Vec::new();
-    for endpoint in endpoints {
-        let authority = endpoint
-            .split_once("://")
-            .map_or(endpoint.as_str(), |(_, rest)| rest)
-            .trim_end_matches('/');
-        let reason = match tokio::time::timeout(timeout, TcpStream::connect(authority)).await {
-            Ok(Ok(_)) if tls.is_some() => format!(
-                "TCP connection works but no TLS/gRPC session within {timeout:?}: check that the server \
-                 certificate is signed by the configured CA and names this host, and that the client \
-                 certificate is accepted"
-            ),
-            Ok(Ok(_)) => format!(
-                "TCP connection works but no etcd answer within {timeout:?} (is it etcd, and is it healthy?)"
-            ),
-            Ok(Err(e)) => format!("cannot connect: {e}"),
-            Err(_) => format!("no TCP connection within {timeout:?}"),
-        };
-        reasons.push(format!("{endpoint}: {reason}"));
-    }
-    Error::Unavailable {
-        target: endpoints.join(","),
-        source: Box::new(Message(reasons.join("; "))),
     }
 }
 
@@ -214,69 +251,4 @@ fn endpoint_urls(config: &EtcdConfig) -> Result<Vec<String>, Error> {
         );
     }
     Ok(urls)
-}
-
-fn read_pem(source: &PemSource, what: &'static str) -> Result<String, Error> {
-    let text = match source {
-        PemSource::File(path) => std::fs::read_to_string(path).map_err(|e| Error::Tls {
-            file: path.display().to_string(),
-            what,
-            source: Box::new(e),
-        })?,
-        PemSource::Inline { pem, .. } => pem.expose().to_owned(),
-    };
-    if !text.contains("-----BEGIN ") {
-        return Err(Error::Tls {
-            file: source.describe(),
-            what,
-            source: Box::new(Message("no PEM block (-----BEGIN ...) found".into())),
-        });
-    }
-    Ok(text)
-}
-
-/// TLS settings from the configured CA, certificate and key for https
-/// endpoints (`None` for http). Without a CA, the system's roots are
-/// trusted.
-fn tls_options(config: &EtcdConfig, https: bool) -> Result<Option<TlsOptions>, Error> {
-    if !https {
-        return Ok(None);
-    }
-    let mut tls = TlsOptions::new().timeout(config.connect_timeout);
-    tls = match &config.ca_cert {
-        Some(ca) => tls.ca_certificate(Certificate::from_pem(read_pem(ca, "CA certificate")?)),
-        None => tls.with_native_roots(),
-    };
-    match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => {
-            let cert = read_pem(cert, "client certificate")?;
-            let key_pem = read_pem(key, "client key")?;
-            if !key_pem.contains("PRIVATE KEY-----") {
-                return Err(Error::Tls {
-                    file: key.describe(),
-                    what: "client key",
-                    source: Box::new(Message("the PEM holds no private key".into())),
-                });
-            }
-            tls = tls.identity(Identity::from_pem(cert, key_pem));
-        }
-        (None, None) => {}
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(ConfigError::IncompleteClientCert {
-                origin: "etcd configuration".into(),
-                present: if config.cert.is_some() {
-                    "the client certificate"
-                } else {
-                    "the client key"
-                },
-                missing: if config.cert.is_some() {
-                    "the client key"
-                } else {
-                    "the client certificate"
-                },
-            }
-            .into());
-        }
-    }
-    Ok(Some(tls))
 }

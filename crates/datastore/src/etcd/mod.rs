@@ -11,6 +11,7 @@
 //! seconds with the endpoints and the reason instead of hanging.
 
 mod connect;
+mod tls;
 mod watch;
 
 use std::fmt;
