@@ -11,7 +11,7 @@ use super::{Ipam, IpamError, IpamRequest};
 use crate::config::{Attachment, NetConf};
 use crate::env::CniEnv;
 use crate::names::{Orchestrator, handle_id};
-use crate::result::{CniResult, IpConfig};
+use crate::result::{CniResult, IpConfig, Route};
 
 /// Attribute keys Calico records with every allocation.
 pub const ATTRIBUTE_NODE: &str = "node";
@@ -205,7 +205,11 @@ impl<A: AddressAllocator> Ipam for CalicoIpam<A> {
     ) -> BoxFuture<'a, Result<CniResult, IpamError>> {
         Box::pin(async move {
             match self.assign(request).await {
+                // Like Calico's IPAM: one route per address, to the address
+                // with its block's prefix. Their absence tells the plugin
+                // the node agent programs the host side itself.
                 Ok(addresses) => Ok(CniResult {
+                    routes: addresses.iter().map(|a| Route::to(*a)).collect(),
                     ips: addresses
                         .into_iter()
                         .map(|address| IpConfig {
