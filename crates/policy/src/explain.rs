@@ -147,6 +147,42 @@ impl ResourceSet {
         Ok(())
     }
 
+    /// Every resource as an upsert, tiers and profiles first.
+    pub fn updates(&self) -> Vec<Update> {
+        let mut out: Vec<Update> = Vec::new();
+        out.extend(self.tiers.values().cloned().map(Update::from));
+        out.extend(self.profiles.values().cloned().map(Update::from));
+        out.extend(self.network_policies.values().cloned().map(Update::from));
+        out.extend(
+            self.global_network_policies
+                .values()
+                .cloned()
+                .map(Update::from),
+        );
+        out.extend(
+            self.kubernetes_network_policies
+                .values()
+                .cloned()
+                .map(Update::from),
+        );
+        out.extend(self.network_sets.values().cloned().map(Update::from));
+        out.extend(self.global_network_sets.values().cloned().map(Update::from));
+        out.extend(self.host_endpoints.values().cloned().map(Update::from));
+        out.extend(self.workload_endpoints.values().cloned().map(Update::from));
+        out
+    }
+
+    /// Every endpoint, workloads first.
+    pub fn endpoint_keys(&self) -> Vec<EndpointKey> {
+        let mut out: Vec<EndpointKey> = self
+            .workload_endpoints
+            .keys()
+            .map(|(ns, n)| EndpointKey::workload(ns, n))
+            .collect();
+        out.extend(self.host_endpoints.keys().map(EndpointKey::host));
+        out
+    }
+
     /// An address of the endpoint in the given family.
     pub fn address_of(&self, key: &EndpointKey, ipv6: bool) -> Option<IpAddr> {
         let item = Item::endpoint(self, key)?;

@@ -368,6 +368,19 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "global notSelector alone excludes matching addresses anywhere",
+            rule: rule(Action::Allow, |r| {
+                r.source.not_selector = "app == 'client'".into()
+            }),
+            global: true,
+            flows: vec![
+                (From::Client, tcp80, D),
+                (From::OtherNs, tcp80, D),
+                (From::Other, tcp80, A),
+                (From::Ip("192.168.1.1"), tcp80, A),
+            ],
+        },
+        Case {
             name: "global rule selector is not namespaced",
             rule: rule(Action::Allow, |r| {
                 r.source.selector = "app == 'client'".into()
