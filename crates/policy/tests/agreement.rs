@@ -121,11 +121,11 @@ fn policy_selector() -> impl Strategy<Value = String> {
 fn criterion() -> impl Strategy<Value = Criterion> {
     let side = any::<bool>();
     prop_oneof![
-        3 => (side.clone(), simple_selector()).prop_map(|(s, x)| Criterion::Selector(s, x)),
-        2 => (side.clone(), ns_selector()).prop_map(|(s, x)| Criterion::NamespaceSelector(s, x)),
-        2 => (side.clone(), simple_selector()).prop_map(|(s, x)| Criterion::NotSelector(s, x)),
-        2 => (side.clone(), nets()).prop_map(|(s, x)| Criterion::Nets(s, x)),
-        1 => (side.clone(), nets()).prop_map(|(s, x)| Criterion::NotNets(s, x)),
+        3 => (side, simple_selector()).prop_map(|(s, x)| Criterion::Selector(s, x)),
+        2 => (side, ns_selector()).prop_map(|(s, x)| Criterion::NamespaceSelector(s, x)),
+        2 => (side, simple_selector()).prop_map(|(s, x)| Criterion::NotSelector(s, x)),
+        2 => (side, nets()).prop_map(|(s, x)| Criterion::Nets(s, x)),
+        1 => (side, nets()).prop_map(|(s, x)| Criterion::NotNets(s, x)),
         1 => (side, prop::sample::select(vec![
             ServiceAccountMatch { names: vec!["sa0".into()], selector: String::new() },
             ServiceAccountMatch { names: vec![], selector: "role == 'x'".into() },
