@@ -447,3 +447,25 @@ pub fn pod_args(namespace: &str, pod: &str, container_id: &str) -> String {
         "IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID=uid-{pod}"
     )
 }
+
+/// A simulated node for tests that need root: a namespace with an uplink
+/// (a veth pair inside it) carrying the node's addresses and default
+/// routes, and forwarding on as the node agent sets it.
+pub fn node_namespace() -> calico_netlink::testing::ScratchNetns {
+    let ns = calico_netlink::testing::ScratchNetns::new("cninode");
+    for cmd in [
+        "ip link add uplink0 type veth peer name uplink1",
+        "ip link set uplink0 up",
+        "ip link set uplink1 up",
+        "ip addr add 10.99.0.1/32 dev uplink0",
+        "ip -6 addr add fd00:99::1/128 dev uplink0 nodad",
+        "ip route add default dev uplink0",
+        "ip -6 route add default dev uplink0",
+        "sysctl -q -w net.ipv4.ip_forward=1",
+        "sysctl -q -w net.ipv6.conf.all.forwarding=1",
+    ] {
+        ns.exec(&cmd.split(' ').collect::<Vec<_>>())
+            .expect("node setup");
+    }
+    ns
+}
