@@ -653,6 +653,3 @@ pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
 fn kubernetes_policy(p: &NetworkPolicy) -> Result<PolicyDef, InvalidResource> {
     normalize::network_policy(p, PolicyKind::KubernetesNetworkPolicy)
 }
-
-#[cfg(test)]
-mod tests;
