@@ -13,9 +13,9 @@ use calico_model::resource::{AnyResource, Resource};
 use calico_selector::Selector;
 
 use crate::error::{Error, ResourceId};
-use crate::keys;
 use crate::stamp::{Stamper, SystemStamper};
-use crate::{checks, defaults, gojson, kubernetes};
+use crate::{checks, defaults, kubernetes};
+use calico_model::keys::{self, ResourceKey};
 
 /// How many times an update without a `resourceVersion` re-reads and
 /// retries after losing a race (calicoctl's count).
@@ -120,7 +120,7 @@ impl<B: Backend> Client<B> {
             .await
             .map_err(|e| datastore_error(&id, None, e))?;
         match kv {
-            Some(kv) => decode(kind, &kv),
+            Some(kv) => decode(&stored_key(&id), &kv),
             None => Err(Error::NotFound { id }),
         }
     }
@@ -135,9 +135,10 @@ impl<B: Backend> Client<B> {
         selector: Option<&Selector>,
     ) -> Result<ResourceList, Error> {
         let (stored_kind, name_prefix) = kubernetes::stored_listing(kind);
+        let namespace = namespace.filter(|ns| !ns.is_empty());
         let listing = self
             .backend
-            .list(&keys::list_prefix(stored_kind, namespace))
+            .list(&keys::resource_prefix(stored_kind, namespace))
             .await
             .map_err(|source| Error::DatastoreList {
                 kind,
@@ -145,13 +146,13 @@ impl<B: Backend> Client<B> {
             })?;
         let mut items = Vec::with_capacity(listing.kvs.len());
         for kv in &listing.kvs {
-            let Some((_, name)) = keys::parse_key(stored_kind, &kv.key) else {
+            let Ok(key) = keys::parse_resource_key(&kv.key) else {
                 continue;
             };
-            if !name.starts_with(name_prefix) {
+            if key.kind != stored_kind || !key.name.starts_with(name_prefix) {
                 continue;
             }
-            let resource = decode(stored_kind, kv)?;
+            let resource = decode(&key, kv)?;
             if selector.is_none_or(|s| s.evaluate(&resource.metadata().labels)) {
                 items.push(resource);
             }
@@ -316,9 +317,7 @@ impl<B: Backend> Client<B> {
             .delete(&keys::resource_key(kind, &id.namespace, &id.name), expected)
             .await
             .map_err(|e| datastore_error(&id, resource_version, e))?;
-        let mut last = decode_value(kind, &kv)?;
-        set_resource_version(&mut last, &kv);
-        Ok(last)
+        decode(&stored_key(&id), &kv)
     }
 
     /// Where this client's uids and creation times come from.
@@ -426,14 +425,9 @@ fn datastore_error(id: &ResourceId, expected: Option<&str>, e: calico_datastore:
     }
 }
 
-/// The bytes Calico stores: the resource's JSON with `kind` and
-/// `apiVersion`, no `resourceVersion` or `selfLink`.
+/// The bytes Calico stores for a resource.
 pub(crate) fn encode(resource: &AnyResource) -> String {
-    let mut stored = resource.clone();
-    let meta = stored.metadata_mut();
-    meta.resource_version.clear();
-    meta.self_link.clear();
-    gojson::to_json_compact(&stored.to_json_value())
+    keys::to_etcd_value(resource)
 }
 
 fn set_resource_version(resource: &mut AnyResource, kv: &KeyValue) {
@@ -442,28 +436,22 @@ fn set_resource_version(resource: &mut AnyResource, kv: &KeyValue) {
     meta.self_link.clear();
 }
 
-fn decode_value(kind: Kind, kv: &KeyValue) -> Result<AnyResource, Error> {
-    let decode_error = |message: String| Error::Decode {
-        key: kv.key.clone(),
-        kind,
-        source: Box::new(calico_model::resource::ResourceError::Field {
-            path: String::new(),
-            message,
-        }),
-    };
-    let value: Value =
-        serde_json::from_slice(&kv.value).map_err(|e| decode_error(e.to_string()))?;
-    AnyResource::from_json_value_of_kind(kind, value).map_err(|source| Error::Decode {
-        key: kv.key.clone(),
-        kind,
-        source: Box::new(source),
-    })
+pub(crate) fn stored_key(id: &ResourceId) -> ResourceKey {
+    ResourceKey {
+        kind: id.kind,
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+    }
 }
 
 /// A stored key/value as the resource a reader gets.
-pub(crate) fn decode(kind: Kind, kv: &KeyValue) -> Result<AnyResource, Error> {
-    let mut resource = decode_value(kind, kv)?;
-    set_resource_version(&mut resource, kv);
+pub(crate) fn decode(key: &ResourceKey, kv: &KeyValue) -> Result<AnyResource, Error> {
+    let mut resource =
+        keys::from_etcd_value(key, &kv.value, kv.mod_revision).map_err(|source| Error::Decode {
+            key: kv.key.clone(),
+            kind: key.kind,
+            source: Box::new(source),
+        })?;
     defaults::on_read(&mut resource);
     Ok(resource)
 }

@@ -21,16 +21,13 @@ mod checks;
 mod client;
 mod defaults;
 mod error;
-pub mod gojson;
 mod init;
-pub mod keys;
 mod kubernetes;
 mod stamp;
 mod watch;
 
 pub use checks::PROTECTED_TIERS;
 pub use client::{Applied, Client, ResourceList};
-pub use defaults::TIER_LABEL;
 pub use error::{Error, ResourceId};
 pub use init::CLUSTER_INFO_NAME;
 pub use stamp::{FixedStamper, Stamper, SystemStamper};

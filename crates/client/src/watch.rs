@@ -8,7 +8,7 @@ use calico_model::resource::AnyResource;
 
 use crate::client::{Client, decode};
 use crate::error::{Error, ResourceId};
-use crate::keys;
+use calico_model::keys;
 
 /// One change to a watched kind.
 #[derive(Debug)]
@@ -46,6 +46,7 @@ impl<B: Backend> Client<B> {
         namespace: Option<&str>,
         resource_version: Option<&str>,
     ) -> Result<impl Stream<Item = WatchEvent> + Send + 'static, Error> {
+        let namespace = namespace.filter(|ns| !ns.is_empty());
         let datastore = |source| Error::DatastoreList {
             kind,
             source: Box::new(source),
@@ -62,7 +63,7 @@ impl<B: Backend> Client<B> {
         };
         let stream = self
             .backend()
-            .watch(&keys::list_prefix(kind, namespace), after)
+            .watch(&keys::resource_prefix(kind, namespace), after)
             .await
             .map_err(datastore)?;
         Ok(stream.filter_map(move |item| std::future::ready(convert(kind, item))))
@@ -84,12 +85,14 @@ fn convert(kind: Kind, item: Result<Event, calico_datastore::Error>) -> Option<W
     };
     // Keys under the prefix that are not resources of this kind (a
     // deeper path) are not ours to report.
-    let (namespace, name) = keys::parse_key(kind, event.key())?;
+    let key = keys::parse_resource_key(event.key())
+        .ok()
+        .filter(|k| k.kind == kind)?;
     let previous = |prev: Option<calico_datastore::KeyValue>| {
-        prev.and_then(|kv| decode(kind, &kv).ok()).map(Box::new)
+        prev.and_then(|kv| decode(&key, &kv).ok()).map(Box::new)
     };
     Some(match event {
-        Event::Put { kv, prev } => match decode(kind, &kv) {
+        Event::Put { kv, prev } => match decode(&key, &kv) {
             Ok(resource) if kv.create_revision == kv.mod_revision => WatchEvent::Added(resource),
             Ok(resource) => WatchEvent::Modified {
                 resource,
@@ -100,7 +103,7 @@ fn convert(kind: Kind, item: Result<Event, calico_datastore::Error>) -> Option<W
         Event::Delete {
             mod_revision, prev, ..
         } => WatchEvent::Deleted {
-            id: ResourceId::new(kind, namespace, name),
+            id: ResourceId::new(kind, key.namespace.clone(), key.name.clone()),
             revision: mod_revision,
             previous: previous(prev),
         },

@@ -369,6 +369,11 @@ async fn kubernetes_policy_stored_as_kube_controllers_does(client: Client<AnyBac
     assert_eq!(doc["apiVersion"], "projectcalico.org/v3");
     assert_eq!(doc["spec"]["tier"], "default");
     assert_eq!(doc["spec"]["order"], 1000);
+    // Calico's etcd backend keeps a policy's own name in an annotation.
+    assert_eq!(
+        doc["metadata"]["annotations"]["projectcalico.org/metadata"],
+        r#"{"name":"knp.default.allow-web"}"#
+    );
     assert_eq!(
         doc["spec"]["selector"],
         "projectcalico.org/orchestrator == 'k8s' && app == 'web'"
