@@ -160,11 +160,6 @@ impl AllocationBlock {
         }
     }
 
-    /// The host this block is affine to, if any.
-    pub(crate) fn host(&self) -> Option<&str> {
-        self.owner().map(|(_, h)| h)
-    }
-
     pub(crate) fn is_affine_to(&self, kind: AffinityType, host: &str) -> bool {
         self.owner() == Some((kind, host))
     }
@@ -465,6 +460,7 @@ impl AllocationBlock {
     }
 
     /// Allocated (or cooling-down) addresses.
+    #[cfg(test)]
     pub(crate) fn num_in_use(&self) -> usize {
         self.allocations.iter().filter(|a| a.is_some()).count()
     }

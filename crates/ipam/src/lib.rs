@@ -28,6 +28,7 @@
 pub mod cidr;
 pub mod handles;
 pub mod pools;
+pub mod report;
 pub mod reserved;
 
 mod allocator;

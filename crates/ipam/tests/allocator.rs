@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use calico_datastore::Backend;
 use calico_ipam::{
-    AssignIpArgs, AutoAssignArgs, BlockError, Ipam, IpamConfig, IpamError, PoolError, ReleaseOptions,
+    AssignIpArgs, AutoAssignArgs, BlockError, Ipam, IpamConfig, IpamError, PoolError,
+    ReleaseOptions,
 };
 use calico_model::IpPoolAllowedUse;
 use common::*;
@@ -29,19 +30,37 @@ async fn assigns_from_a_claimed_block_and_releases_by_handle() {
     put_node(&ds, "n1", &[]).await;
     let (ipam, _) = ipam_with_clock(ds.clone());
 
-    let got = ipam.auto_assign(&args("n1", "k8s-pod-network.c1", 5)).await.unwrap();
+    let got = ipam
+        .auto_assign(&args("n1", "k8s-pod-network.c1", 5))
+        .await
+        .unwrap();
     assert_eq!(got.v4.ips.len(), 5);
-    assert!(got.v4.ips.iter().all(|n| n.prefix_len() == 26), "addresses carry the block's length");
+    assert!(
+        got.v4.ips.iter().all(|n| n.prefix_len() == 26),
+        "addresses carry the block's length"
+    );
     let blocks: BTreeSet<IpNet> = got.v4.ips.iter().map(|n| n.trunc()).collect();
     assert_eq!(blocks.len(), 1, "one block serves the request");
     let block = *blocks.iter().next().unwrap();
 
     let stored = dump(&ds, "/calico/ipam/v2/").await;
-    let aff_key = format!("/calico/ipam/v2/host/n1/ipv4/block/{}", block.to_string().replace('/', "-"));
-    assert_eq!(stored[&aff_key], serde_json::json!({"state": "confirmed", "deleted": false}));
-    let block_json = &stored[&format!("/calico/ipam/v2/assignment/ipv4/block/{}", block.to_string().replace('/', "-"))];
+    let aff_key = format!(
+        "/calico/ipam/v2/host/n1/ipv4/block/{}",
+        block.to_string().replace('/', "-")
+    );
+    assert_eq!(
+        stored[&aff_key],
+        serde_json::json!({"state": "confirmed", "deleted": false})
+    );
+    let block_json = &stored[&format!(
+        "/calico/ipam/v2/assignment/ipv4/block/{}",
+        block.to_string().replace('/', "-")
+    )];
     assert_eq!(block_json["affinity"], "host:n1");
-    assert_eq!(block_json["attributes"][0]["handle_id"], "k8s-pod-network.c1");
+    assert_eq!(
+        block_json["attributes"][0]["handle_id"],
+        "k8s-pod-network.c1"
+    );
     assert_eq!(block_json["attributes"][0]["secondary"]["node"], "n1");
     assert_eq!(
         stored["/calico/ipam/v2/handle/k8s-pod-network.c1"],
@@ -54,12 +73,30 @@ async fn assigns_from_a_claimed_block_and_releases_by_handle() {
     want.sort();
     assert_eq!(by_handle, want);
 
-    assert_eq!(ipam.release_by_handle("k8s-pod-network.c1").await.unwrap(), 5);
-    assert_eq!(ipam.release_by_handle("k8s-pod-network.c1").await.unwrap(), 0, "idempotent");
-    assert!(ipam.get_ips_by_handle("k8s-pod-network.c1").await.unwrap().is_empty());
+    assert_eq!(
+        ipam.release_by_handle("k8s-pod-network.c1").await.unwrap(),
+        5
+    );
+    assert_eq!(
+        ipam.release_by_handle("k8s-pod-network.c1").await.unwrap(),
+        0,
+        "idempotent"
+    );
+    assert!(
+        ipam.get_ips_by_handle("k8s-pod-network.c1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let stored = dump(&ds, "/calico/ipam/v2/").await;
-    assert!(!stored.contains_key("/calico/ipam/v2/handle/k8s-pod-network.c1"), "handle deleted");
-    assert!(stored.contains_key(&aff_key), "the host keeps its (now empty) block");
+    assert!(
+        !stored.contains_key("/calico/ipam/v2/handle/k8s-pod-network.c1"),
+        "handle deleted"
+    );
+    assert!(
+        stored.contains_key(&aff_key),
+        "the host keeps its (now empty) block"
+    );
 }
 
 #[tokio::test]
@@ -74,10 +111,20 @@ async fn second_request_reuses_the_hosts_block_and_ipv6_works() {
     let first = ipam.auto_assign(&a).await.unwrap();
     assert_eq!((first.v4.ips.len(), first.v6.ips.len()), (1, 2));
     assert_eq!(first.v6.ips[0].prefix_len(), 122);
-    let second = ipam.auto_assign(&AutoAssignArgs { num6: 1, ..args("n1", "h2", 1) }).await.unwrap();
+    let second = ipam
+        .auto_assign(&AutoAssignArgs {
+            num6: 1,
+            ..args("n1", "h2", 1)
+        })
+        .await
+        .unwrap();
     assert_eq!(first.v4.ips[0].trunc(), second.v4.ips[0].trunc());
     assert_eq!(first.v6.ips[0].trunc(), second.v6.ips[0].trunc());
-    let all: BTreeSet<_> = first.addresses().into_iter().chain(second.addresses()).collect();
+    let all: BTreeSet<_> = first
+        .addresses()
+        .into_iter()
+        .chain(second.addresses())
+        .collect();
     assert_eq!(all.len(), 5);
 }
 
@@ -100,8 +147,15 @@ async fn full_block_leads_to_a_second_claim_until_the_limit() {
     assert_eq!(blocks.len(), 2);
 
     let err = ipam.auto_assign(&args("n1", "h2", 6)).await.unwrap_err();
-    assert!(matches!(err.error, IpamError::BlockLimit { limit: 2 }), "{err:?}");
-    assert_eq!(err.assigned.v4.ips.len(), 5, "what fitted is reported for cleanup");
+    assert!(
+        matches!(err.error, IpamError::BlockLimit { limit: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.assigned.v4.ips.len(),
+        5,
+        "what fitted is reported for cleanup"
+    );
     assert!(err.assigned.v4.messages[0].contains("limit of 2 blocks reached"));
 }
 
@@ -117,7 +171,10 @@ async fn borrowing_only_without_strict_affinity() {
     let a = ipam.auto_assign(&args("a", "ha", 16)).await.unwrap();
     assert_eq!(a.v4.ips.len(), 16, "host a claims both blocks");
     let freed = a.v4.ips[3].addr();
-    let out = ipam.release_ips(&[ReleaseOptions::address(freed)]).await.unwrap();
+    let out = ipam
+        .release_ips(&[ReleaseOptions::address(freed)])
+        .await
+        .unwrap();
     assert_eq!(out.released(), 1);
 
     ipam.set_config(&IpamConfig {
@@ -135,13 +192,20 @@ async fn borrowing_only_without_strict_affinity() {
 
     ipam.set_config(&IpamConfig::default()).await.unwrap();
     let borrowed = ipam.auto_assign(&args("b", "hb", 2)).await.unwrap();
-    assert_eq!(borrowed.v4.addresses(), vec![freed], "b borrows the one free address in a's block");
+    assert_eq!(
+        borrowed.v4.addresses(),
+        vec![freed],
+        "b borrows the one free address in a's block"
+    );
     assert_eq!(
         borrowed.v4.partial_fulfillment_error().unwrap(),
         "Assigned 1 out of 2 requested IPv4 addresses; No IPs available in pools: [10.40.0.0/28]"
     );
     let blocks = dump(&ds, "/calico/ipam/v2/assignment/").await;
-    assert!(blocks.values().all(|b| b["affinity"] == "host:a"), "borrowing does not move the block");
+    assert!(
+        blocks.values().all(|b| b["affinity"] == "host:a"),
+        "borrowing does not move the block"
+    );
 }
 
 #[tokio::test]
@@ -154,7 +218,13 @@ async fn reserved_addresses_are_never_handed_out() {
     let got = ipam.auto_assign(&args("n1", "h", 16)).await.unwrap();
     let addrs: BTreeSet<_> = got.v4.addresses().into_iter().collect();
     assert_eq!(addrs.len(), 11, "16 minus 5 reserved");
-    for r in ["10.50.0.0", "10.50.0.1", "10.50.0.2", "10.50.0.3", "10.50.0.15"] {
+    for r in [
+        "10.50.0.0",
+        "10.50.0.1",
+        "10.50.0.2",
+        "10.50.0.3",
+        "10.50.0.15",
+    ] {
         assert!(!addrs.contains(&ip(r)), "{r} is reserved");
     }
 }
@@ -187,13 +257,24 @@ async fn assign_specific_ip_claims_its_block() {
         intended_use: Some(IpPoolAllowedUse::Tunnel),
         ..req.clone()
     };
-    assert!(matches!(ipam.assign_ip(&tunnel).await, Err(IpamError::UseNotAllowed { .. })));
+    assert!(matches!(
+        ipam.assign_ip(&tunnel).await,
+        Err(IpamError::UseNotAllowed { .. })
+    ));
     let outside = AssignIpArgs {
         ip: ip("10.99.0.1"),
         ..req.clone()
     };
-    assert!(matches!(ipam.assign_ip(&outside).await, Err(IpamError::NotInPool(_))));
-    assert_eq!(ipam.get_ips_by_handle("vxlan-tunnel-addr-n1").await.unwrap(), vec![ip("10.60.0.77")]);
+    assert!(matches!(
+        ipam.assign_ip(&outside).await,
+        Err(IpamError::NotInPool(_))
+    ));
+    assert_eq!(
+        ipam.get_ips_by_handle("vxlan-tunnel-addr-n1")
+            .await
+            .unwrap(),
+        vec![ip("10.60.0.77")]
+    );
 }
 
 #[tokio::test]
@@ -215,7 +296,11 @@ async fn released_address_is_not_reused_during_the_cooldown() {
     assert!(during.v4.ips.is_empty(), "every address is cooling down");
     clock.advance(chrono::Duration::seconds(61));
     let after = ipam.auto_assign(&args("n1", "h2", 1)).await.unwrap();
-    assert_eq!(after.v4.addresses(), vec![ip("10.70.0.0")], "the longest-free address first");
+    assert_eq!(
+        after.v4.addresses(),
+        vec![ip("10.70.0.0")],
+        "the longest-free address first"
+    );
 }
 
 #[tokio::test]
@@ -233,23 +318,46 @@ async fn stale_release_is_refused() {
     };
     let out = ipam.release_ips(&[stale]).await.unwrap();
     assert_eq!(out.errors.len(), 1);
-    assert!(matches!(out.errors[0].1, IpamError::Block(BlockError::SequenceMismatch { .. })));
-    assert_eq!(ipam.get_ips_by_handle("h1").await.unwrap(), vec![addr], "still assigned");
+    assert!(matches!(
+        out.errors[0].1,
+        IpamError::Block(BlockError::SequenceMismatch { .. })
+    ));
+    assert_eq!(
+        ipam.get_ips_by_handle("h1").await.unwrap(),
+        vec![addr],
+        "still assigned"
+    );
     let wrong_handle = ReleaseOptions {
         address: addr,
         handle: Some("h2".into()),
         sequence_number: None,
     };
-    assert_eq!(ipam.release_ips(&[wrong_handle]).await.unwrap().errors.len(), 1);
-    let not_there = ipam.release_ips(&[ReleaseOptions::address(ip("10.80.0.200"))]).await.unwrap();
+    assert_eq!(
+        ipam.release_ips(&[wrong_handle])
+            .await
+            .unwrap()
+            .errors
+            .len(),
+        1
+    );
+    let not_there = ipam
+        .release_ips(&[ReleaseOptions::address(ip("10.80.0.200"))])
+        .await
+        .unwrap();
     assert_eq!(not_there.not_allocated, vec![ip("10.80.0.200")]);
 }
 
 #[tokio::test]
 async fn pools_follow_node_and_namespace_selectors() {
     let (_dir, ds) = embedded().await;
-    put_pool(&ds, "rack-a", "10.90.0.0/24", 26, |s| s.node_selector = "rack == 'a'".into()).await;
-    put_pool(&ds, "team-x", "10.91.0.0/24", 26, |s| s.namespace_selector = "team == 'x'".into()).await;
+    put_pool(&ds, "rack-a", "10.90.0.0/24", 26, |s| {
+        s.node_selector = "rack == 'a'".into()
+    })
+    .await;
+    put_pool(&ds, "team-x", "10.91.0.0/24", 26, |s| {
+        s.namespace_selector = "team == 'x'".into()
+    })
+    .await;
     put_node(&ds, "in-a", &[("rack", "a")]).await;
     put_node(&ds, "in-b", &[("rack", "b")]).await;
     let (ipam, _) = ipam_with_clock(ds.clone());
@@ -258,7 +366,10 @@ async fn pools_follow_node_and_namespace_selectors() {
     assert!(got.v4.ips[0].addr().to_string().starts_with("10.90."));
 
     let err = ipam.auto_assign(&args("in-b", "h2", 1)).await.unwrap_err();
-    assert!(matches!(err.error, IpamError::Pool(PoolError::NoPoolsForNode(ref n)) if n == "in-b"), "{err:?}");
+    assert!(
+        matches!(err.error, IpamError::Pool(PoolError::NoPoolsForNode(ref n)) if n == "in-b"),
+        "{err:?}"
+    );
 
     let mut ns = args("in-b", "h3", 1);
     ns.namespace_labels = Some([("team".to_owned(), "x".to_owned())].into());
@@ -268,7 +379,10 @@ async fn pools_follow_node_and_namespace_selectors() {
     let mut explicit = args("in-b", "h4", 1);
     explicit.ipv4_pools = vec!["10.90.0.0/24".parse().unwrap()];
     let got = ipam.auto_assign(&explicit).await.unwrap();
-    assert!(got.v4.ips[0].addr().to_string().starts_with("10.90."), "requested pools ignore selectors");
+    assert!(
+        got.v4.ips[0].addr().to_string().starts_with("10.90."),
+        "requested pools ignore selectors"
+    );
 
     let missing = ipam.auto_assign(&args("ghost", "h5", 1)).await.unwrap_err();
     assert!(matches!(missing.error, IpamError::NodeNotFound(_)));
@@ -300,8 +414,16 @@ async fn releasing_host_affinities_deletes_empty_blocks_and_unbinds_the_rest() {
     let all = ipam.release_host_affinities("n1", false).await.unwrap();
     assert_eq!(all.released.len(), 1);
     let stored = dump(&ds, "/calico/ipam/v2/").await;
-    assert!(!stored.keys().any(|k| k.starts_with("/calico/ipam/v2/host/")), "{stored:#?}");
-    let blocks: Vec<_> = stored.iter().filter(|(k, _)| k.contains("/assignment/")).collect();
+    assert!(
+        !stored
+            .keys()
+            .any(|k| k.starts_with("/calico/ipam/v2/host/")),
+        "{stored:#?}"
+    );
+    let blocks: Vec<_> = stored
+        .iter()
+        .filter(|(k, _)| k.contains("/assignment/"))
+        .collect();
     assert_eq!(blocks.len(), 1, "the empty block is deleted");
     assert_eq!(blocks[0].1["affinity"], serde_json::Value::Null);
     // Releasing the rest of a non-affine block deletes it.
@@ -349,15 +471,37 @@ async fn continues_a_datastore_calico_wrote() {
     put_pool(&ds, "default-ipv4-ippool", "192.168.0.0/16", 26, |_| {}).await;
     put_node(&ds, "calico-1", &[]).await;
     let block = r#"{"cidr":"192.168.5.0/26","affinity":"host:calico-1","allocations":[0,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null],"unallocated":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63],"attributes":[{"handle_id":"k8s-pod-network.old","secondary":{"namespace":"kube-system","node":"calico-1","pod":"coredns-1"}}],"deleted":false}"#;
-    ds.put("/calico/ipam/v2/assignment/ipv4/block/192.168.5.0-26", block.as_bytes()).await.unwrap();
+    ds.put(
+        "/calico/ipam/v2/assignment/ipv4/block/192.168.5.0-26",
+        block.as_bytes(),
+    )
+    .await
+    .unwrap();
     // Old Calico versions wrote affinities with an empty value.
-    ds.put("/calico/ipam/v2/host/calico-1/ipv4/block/192.168.5.0-26", b"").await.unwrap();
-    ds.put("/calico/ipam/v2/handle/k8s-pod-network.old", br#"{"block":{"192.168.5.0/26":1}}"#)
+    ds.put(
+        "/calico/ipam/v2/host/calico-1/ipv4/block/192.168.5.0-26",
+        b"",
+    )
+    .await
+    .unwrap();
+    ds.put(
+        "/calico/ipam/v2/handle/k8s-pod-network.old",
+        br#"{"block":{"192.168.5.0/26":1}}"#,
+    )
+    .await
+    .unwrap();
+    let (ipam, _) = ipam_with_clock(ds.clone());
+    let got = ipam
+        .auto_assign(&args("calico-1", "k8s-pod-network.new", 1))
         .await
         .unwrap();
-    let (ipam, _) = ipam_with_clock(ds.clone());
-    let got = ipam.auto_assign(&args("calico-1", "k8s-pod-network.new", 1)).await.unwrap();
     assert_eq!(got.v4.addresses(), vec![ip("192.168.5.1")]);
-    assert_eq!(ipam.get_ips_by_handle("k8s-pod-network.old").await.unwrap(), vec![ip("192.168.5.0")]);
-    assert_eq!(ipam.release_by_handle("k8s-pod-network.old").await.unwrap(), 1);
+    assert_eq!(
+        ipam.get_ips_by_handle("k8s-pod-network.old").await.unwrap(),
+        vec![ip("192.168.5.0")]
+    );
+    assert_eq!(
+        ipam.release_by_handle("k8s-pod-network.old").await.unwrap(),
+        1
+    );
 }

@@ -30,7 +30,7 @@ use crate::record::{IpamConfigRecord, Time};
 pub use affinity::ReleasedAffinities;
 pub use assign::{AssignIpArgs, Assignments, AutoAssignArgs, AutoAssignError, AutoAssigned};
 pub use release::ReleaseOutcome;
-pub(crate) use store::{Store, Versioned};
+pub(crate) use store::Store;
 
 /// Calico's bound on compare-and-swap retries per record.
 pub const DEFAULT_RETRIES: usize = 100;

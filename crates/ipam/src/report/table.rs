@@ -175,7 +175,11 @@ mod tests {
     #[test]
     fn renders_the_default_style() {
         let mut t = Table::new(&["GROUPING", "CIDR", "IPS TOTAL"]).align_right("IPS TOTAL");
-        t.push(vec!["IP Pool".into(), "10.65.0.0/16".into(), "65536".into()]);
+        t.push(vec![
+            "IP Pool".into(),
+            "10.65.0.0/16".into(),
+            "65536".into(),
+        ]);
         t.push(vec!["Block".into(), "10.65.79.0/26".into(), "64".into()]);
         let want = "\
 +----------+---------------+-----------+

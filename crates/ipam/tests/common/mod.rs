@@ -30,18 +30,33 @@ pub async fn embedded() -> (tempfile::TempDir, EmbeddedBackend) {
     (dir, backend)
 }
 
-async fn put_resource<B: Backend, T: Serialize>(backend: &B, kind: &str, plural: &str, name: &str, value: &T) {
+async fn put_resource<B: Backend, T: Serialize>(
+    backend: &B,
+    kind: &str,
+    plural: &str,
+    name: &str,
+    value: &T,
+) {
     let mut json = serde_json::to_value(value).unwrap();
     let obj = json.as_object_mut().unwrap();
     obj.insert("kind".into(), kind.into());
     obj.insert("apiVersion".into(), "projectcalico.org/v3".into());
     backend
-        .put(&format!("{RESOURCES}{plural}/{name}"), &serde_json::to_vec(&json).unwrap())
+        .put(
+            &format!("{RESOURCES}{plural}/{name}"),
+            &serde_json::to_vec(&json).unwrap(),
+        )
         .await
         .unwrap();
 }
 
-pub async fn put_pool<B: Backend>(backend: &B, name: &str, cidr: &str, block_size: i64, edit: impl FnOnce(&mut IpPoolSpec)) {
+pub async fn put_pool<B: Backend>(
+    backend: &B,
+    name: &str,
+    cidr: &str,
+    block_size: i64,
+    edit: impl FnOnce(&mut IpPoolSpec),
+) {
     let mut spec = IpPoolSpec {
         cidr: cidr.into(),
         block_size,
@@ -61,7 +76,10 @@ pub async fn put_node<B: Backend>(backend: &B, name: &str, labels: &[(&str, &str
         metadata: ObjectMeta::named(name),
         ..Default::default()
     };
-    node.metadata.labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    node.metadata.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     put_resource(backend, "Node", "nodes", name, &node).await;
 }
 
@@ -82,7 +100,10 @@ pub fn t0() -> Time {
 /// IPAM with a clock the test moves.
 pub fn ipam_with_clock<B: Backend>(backend: B) -> (Ipam<B>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(t0()));
-    (Ipam::with_clock(backend, clock.clone(), IpamOptions::default()), clock)
+    (
+        Ipam::with_clock(backend, clock.clone(), IpamOptions::default()),
+        clock,
+    )
 }
 
 pub fn pod_attrs(node: &str, pod: &str) -> BTreeMap<String, String> {
