@@ -1,6 +1,8 @@
 //! calico-cni: the `calico` and `calico-ipam` CNI plugins.
 pub mod args;
+pub mod cli;
 pub mod config;
+pub mod datastore;
 pub mod dataplane;
 pub mod endpoint;
 pub mod env;

@@ -7,6 +7,7 @@
 mod add;
 mod check;
 mod del;
+mod ipam;
 mod status;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 pub use add::cmd_add;
 pub use check::cmd_check;
 pub use del::cmd_del;
+pub use ipam::run_ipam;
 pub use status::{cmd_gc, cmd_status};
 
 use crate::config::NetConf;
@@ -55,11 +57,22 @@ impl Invocation {
     /// Decodes and validates the configuration and works out the node name
     /// and MTU. Not for `VERSION`, which needs no configuration.
     pub fn new(env: CniEnv, stdin: Vec<u8>, facts: &HostFacts) -> Result<Self, CniError> {
+        Self::build(env, stdin, facts, true)
+    }
+
+    /// As [`Invocation::new`] for the `calico-ipam` plugin, which (like
+    /// Calico's) does not wait for the node agent's nodename file.
+    pub fn new_for_ipam(env: CniEnv, stdin: Vec<u8>, facts: &HostFacts) -> Result<Self, CniError> {
+        Self::build(env, stdin, facts, false)
+    }
+
+    fn build(env: CniEnv, stdin: Vec<u8>, facts: &HostFacts, wait_for_node: bool) -> Result<Self, CniError> {
         let conf = NetConf::parse(&stdin)?;
         let version = conf.version()?;
         conf.validate()?;
         let attachment = matches!(env.command, Command::Add | Command::Del | Command::Check);
-        if attachment
+        if wait_for_node
+            && attachment
             && !conf.nodename_file_optional
             && facts.nodename_file.is_none()
             && conf.nodename.is_empty()
