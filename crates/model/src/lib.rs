@@ -1,16 +1,26 @@
 //! Calico's resource model: the `projectcalico.org/v3` kinds and the
 //! Kubernetes `networking.k8s.io/v1` NetworkPolicy, with the exact JSON/YAML
-//! field names Calico uses.
+//! field names, defaults and validation rules Calico uses, plus the etcd
+//! layout Calico stores them in.
 //!
-//! Owns: resource types and their serde shape (unknown fields are rejected,
-//! as Calico rejects them), the number-or-string value types in
-//! [`numorstring`].
+//! Owns:
+//! - the resource types (one module per object; unknown fields are
+//!   rejected, as Calico rejects them) and [`AnyResource`] over all kinds;
+//! - [`Kind`]: names, apiVersions, etcd plurals, scope, calicoctl aliases;
+//! - [`AnyResource::apply_defaults`] and [`AnyResource::validate`]
+//!   (`validate` module) with Calico's rules and field-path errors;
+//! - manifests in and out ([`document`]): YAML/JSON, multi-document, Lists,
+//!   errors with file, document, field path and line; calicoctl's printing;
+//! - etcd keys and stored values ([`keys`]) and the IPAM records under
+//!   `/calico/ipam/v2/` ([`ipam`]).
 //!
 //! Must not: do I/O, read a clock or generate randomness. Callers pass uids
-//! and timestamps in.
+//! and timestamps in ([`ObjectMeta::stamp_creation`]).
 //!
-//! Start at the policy types ([`NetworkPolicy`], [`GlobalNetworkPolicy`],
-//! [`Rule`]) or, for Kubernetes policy, [`k8s::NetworkPolicy`].
+//! Where to start: [`document::parse_documents`] to read a manifest, then
+//! [`AnyResource`]; the policy types ([`NetworkPolicy`],
+//! [`GlobalNetworkPolicy`], [`Rule`]) for the policy engine;
+//! [`keys::resource_key`] and [`keys::to_etcd_value`] for the datastore.
 
 pub mod bgp;
 pub mod cluster;
@@ -44,6 +54,7 @@ pub use cluster::{
     ClusterInformation, ClusterInformationSpec, KubeControllersConfiguration,
     KubeControllersConfigurationSpec,
 };
+pub use document::{Document, DocumentError, parse_documents};
 pub use endpoint::{
     EndpointPort, HostEndpoint, HostEndpointSpec, IpNat, QosControls, WorkloadEndpoint,
     WorkloadEndpointPort, WorkloadEndpointSpec,
@@ -53,6 +64,7 @@ pub use ippool::{
     EncapMode, IpPool, IpPoolAllowedUse, IpPoolSpec, IpReservation, IpReservationSpec,
     IpamConfiguration, IpamConfigurationSpec,
 };
+pub use kind::Kind;
 pub use meta::{Condition, ListMeta, ObjectMeta, OwnerReference};
 pub use networkset::{GlobalNetworkSet, GlobalNetworkSetSpec, NetworkSet, NetworkSetSpec};
 pub use node::{CalicoNodeStatus, CalicoNodeStatusSpec, Node, NodeSpec};
@@ -63,7 +75,9 @@ pub use policy::{
     StagedNetworkPolicy, StagedNetworkPolicySpec, Tier, TierSpec, TierStatus,
 };
 pub use profile::{Profile, ProfileSpec};
+pub use resource::{AnyResource, Resource, ResourceError};
 pub use rule::{
     Action, EntityRule, HttpMatch, HttpPath, IcmpFields, PolicyType, Rule, RuleMetadata,
     ServiceAccountMatch, ServiceMatch,
 };
+pub use validate::{ValidationError, ValidationErrors};

@@ -54,6 +54,17 @@ impl ObjectMeta {
         }
     }
 
+    /// Fills in what the datastore sets when a resource is first created:
+    /// a uid and creation timestamp (RFC 3339), each only if missing.
+    pub fn stamp_creation(&mut self, uid: impl Into<String>, timestamp: impl Into<String>) {
+        if self.uid.is_empty() {
+            self.uid = uid.into();
+        }
+        if self.creation_timestamp.is_none() {
+            self.creation_timestamp = Some(timestamp.into());
+        }
+    }
+
     /// Metadata with a namespace and a name.
     pub fn namespaced(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         ObjectMeta {
@@ -137,6 +148,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nmespace"), "{err}");
+    }
+
+    #[test]
+    fn stamp_creation_only_fills_gaps() {
+        let mut m = ObjectMeta::named("a");
+        m.stamp_creation("u1", "2024-01-01T00:00:00Z");
+        m.stamp_creation("u2", "2025-01-01T00:00:00Z");
+        assert_eq!(m.uid, "u1");
+        assert_eq!(
+            m.creation_timestamp.as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
     }
 
     #[test]
