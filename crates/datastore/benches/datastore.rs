@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use calico_datastore::config::EtcdConfig;
 use calico_datastore::{
     AnyBackend, Backend, DatastoreConfig, EmbeddedBackend, EmbeddedConfig, EtcdBackend, Event,
-    display_chain,
+    WatchStream, display_chain,
 };
 use calico_testutil::Etcd;
 
@@ -92,30 +92,47 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     }
 }
 
-async fn time<F, Fut>(n: usize, mut f: F) -> Stats
+/// Times `a(i)` and `b(i)` alternately, `n` times each, swapping which goes
+/// first on every round so that load on the machine hits both alike.
+async fn interleaved<FA, FutA, FB, FutB>(n: usize, mut a: FA, mut b: FB) -> (Stats, Stats)
 where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    FA: FnMut(usize) -> FutA,
+    FutA: std::future::Future<Output = ()>,
+    FB: FnMut(usize) -> FutB,
+    FutB: std::future::Future<Output = ()>,
 {
-    let mut samples = Vec::with_capacity(n);
+    let (mut sa, mut sb) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
-        let start = Instant::now();
-        f(i).await;
-        samples.push(start.elapsed());
+        if i % 2 == 0 {
+            let t = Instant::now();
+            a(i).await;
+            sa.push(t.elapsed());
+            let t = Instant::now();
+            b(i).await;
+            sb.push(t.elapsed());
+        } else {
+            let t = Instant::now();
+            b(i).await;
+            sb.push(t.elapsed());
+            let t = Instant::now();
+            a(i).await;
+            sa.push(t.elapsed());
+        }
     }
-    stats(samples)
+    (stats(sa), stats(sb))
 }
 
 fn must<T>(r: Result<T, calico_datastore::Error>) -> T {
     r.unwrap_or_else(|e| panic!("{}", display_chain(&e)))
 }
 
-/// Fills the store with `n` keys, `parallel` writes in flight.
+/// Fills the store with `n` keys, `parallel` writes in flight; returns the
+/// mod revision of each key.
 async fn populate<B: Backend + Clone + 'static>(
     backend: &B,
     n: usize,
     parallel: usize,
-) -> Duration {
+) -> (Duration, Vec<i64>) {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..parallel {
@@ -131,95 +148,149 @@ async fn populate<B: Backend + Clone + 'static>(
     for t in tasks {
         t.await.expect("populate task");
     }
-    start.elapsed()
-}
-
-struct EngineResults {
-    create: Stats,
-    get: Stats,
-    update: Stats,
-    list: Stats,
-    watch: Stats,
-    populate: Duration,
-}
-
-async fn measure<B: Backend + Clone + 'static>(
-    backend: &B,
-    n: usize,
-    samples: usize,
-    parallel: usize,
-) -> EngineResults {
-    let populate = populate(backend, n, parallel).await;
+    let elapsed = start.elapsed();
     let listing = must(backend.list(PREFIX).await);
     assert_eq!(listing.kvs.len(), n, "store not filled");
-    let revisions: Vec<i64> = listing.kvs.iter().map(|kv| kv.mod_revision).collect();
+    (
+        elapsed,
+        listing.kvs.iter().map(|kv| kv.mod_revision).collect(),
+    )
+}
 
-    let create = time(samples, |i| async move {
-        must(backend.create(&key(n + i), &value(n + i)).await);
-    })
-    .await;
-    // Spread reads and writes over the whole key space.
-    let stride = (n / samples).max(1);
-    let get = time(samples, |i| async move {
-        let kv = must(backend.get(&key((i * stride) % n)).await);
-        assert!(kv.is_some());
-    })
-    .await;
-    let update = time(samples, |i| {
-        let idx = (i * stride) % n;
-        let expected = revisions[idx];
-        async move {
-            must(backend.update(&key(idx), &value(idx + 1), expected).await);
-        }
-    })
-    .await;
-    let list_samples = if n >= 100_000 { 5 } else { 15 };
-    let list = time(list_samples, |_| async move {
-        let listing = must(backend.list(PREFIX).await);
-        assert!(listing.kvs.len() >= n);
-    })
-    .await;
-
-    let watch_prefix = "/calico/resources/v3/projectcalico.org/watchbench/";
-    let start = must(backend.revision().await);
-    let mut stream = must(backend.watch(watch_prefix, start).await);
-    let mut watch_samples = Vec::with_capacity(samples);
-    for i in 0..samples {
-        let k = format!("{watch_prefix}k{}", i % 16);
-        let begin = Instant::now();
-        must(backend.put(&k, &value(i)).await);
-        match tokio::time::timeout(Duration::from_secs(10), stream.recv()).await {
-            Ok(Some(Ok(Event::Put { kv, .. }))) if kv.key == k => {}
-            other => panic!("watch delivered {other:?}"),
-        }
-        watch_samples.push(begin.elapsed());
-    }
-    EngineResults {
-        create,
-        get,
-        update,
-        list,
-        watch: stats(watch_samples),
-        populate,
+/// Put-to-event latency of one write, seen by `stream`.
+async fn watch_once<B: Backend>(backend: &B, stream: &mut WatchStream, key: &str, v: &[u8]) {
+    must(backend.put(key, v).await);
+    match tokio::time::timeout(Duration::from_secs(10), stream.recv()).await {
+        Ok(Some(Ok(Event::Put { kv, .. }))) if kv.key == key => {}
+        other => panic!("watch delivered {other:?}"),
     }
 }
 
-/// Runs `command` `n` times, returning the wall time per invocation.
-fn time_processes(n: usize, mut command: impl FnMut(usize) -> Command) -> Stats {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut c = command(i);
-        c.stdout(Stdio::null()).stderr(Stdio::piped());
-        let start = Instant::now();
-        let out = c.output().expect("run command");
-        samples.push(start.elapsed());
-        assert!(
-            out.status.success(),
-            "{c:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+struct Results {
+    rows: Vec<(String, Stats, Stats)>,
+}
+
+/// Every in-process measurement, embedded and etcd interleaved.
+async fn measure(
+    embedded: &EmbeddedBackend,
+    etcd: &EtcdBackend,
+    n: usize,
+    samples: usize,
+    e_revs: &[i64],
+    x_revs: &[i64],
+) -> Results {
+    let mut rows = Vec::new();
+    let (e, x) = interleaved(
+        samples,
+        |i| async move {
+            must(embedded.create(&key(n + i), &value(n + i)).await);
+        },
+        |i| async move {
+            must(etcd.create(&key(n + i), &value(n + i)).await);
+        },
+    )
+    .await;
+    rows.push(("create".to_owned(), e, x));
+
+    // Spread reads and writes over the whole key space.
+    let stride = (n / samples).max(1);
+    let (e, x) = interleaved(
+        samples,
+        |i| async move {
+            assert!(must(embedded.get(&key((i * stride) % n)).await).is_some());
+        },
+        |i| async move {
+            assert!(must(etcd.get(&key((i * stride) % n)).await).is_some());
+        },
+    )
+    .await;
+    rows.push(("get".to_owned(), e, x));
+
+    let (e, x) = interleaved(
+        samples,
+        |i| {
+            let idx = (i * stride) % n;
+            async move {
+                must(
+                    embedded
+                        .update(&key(idx), &value(idx + 1), e_revs[idx])
+                        .await,
+                );
+            }
+        },
+        |i| {
+            let idx = (i * stride) % n;
+            async move {
+                must(etcd.update(&key(idx), &value(idx + 1), x_revs[idx]).await);
+            }
+        },
+    )
+    .await;
+    rows.push(("update (compare-and-swap)".to_owned(), e, x));
+
+    let list_samples = if n >= 100_000 { 5 } else { 15 };
+    let (e, x) = interleaved(
+        list_samples,
+        |_| async move {
+            assert!(must(embedded.list(PREFIX).await).kvs.len() >= n);
+        },
+        |_| async move {
+            assert!(must(etcd.list(PREFIX).await).kvs.len() >= n);
+        },
+    )
+    .await;
+    rows.push((format!("list {n} keys"), e, x));
+
+    let watch_prefix = "/calico/resources/v3/projectcalico.org/watchbench/";
+    let mut e_stream = must(
+        embedded
+            .watch(watch_prefix, must(embedded.revision().await))
+            .await,
+    );
+    let mut x_stream = must(etcd.watch(watch_prefix, must(etcd.revision().await)).await);
+    let (mut se, mut sx) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        let k = format!("{watch_prefix}k{}", i % 16);
+        for which in [i % 2, 1 - i % 2] {
+            let t = Instant::now();
+            if which == 0 {
+                watch_once(embedded, &mut e_stream, &k, &value(i)).await;
+                se.push(t.elapsed());
+            } else {
+                watch_once(etcd, &mut x_stream, &k, &value(i)).await;
+                sx.push(t.elapsed());
+            }
+        }
     }
-    stats(samples)
+    rows.push((
+        "watch latency (put -> event)".to_owned(),
+        stats(se),
+        stats(sx),
+    ));
+    Results { rows }
+}
+
+/// Runs the commands round-robin (rotating which goes first), `n` rounds;
+/// wall time per invocation for each.
+fn time_processes(n: usize, commands: &mut [&mut dyn FnMut(usize) -> Command]) -> Vec<Stats> {
+    let k = commands.len();
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); k];
+    for i in 0..n {
+        for j in 0..k {
+            let which = (i + j) % k;
+            let mut c = (commands[which])(i);
+            c.stdout(Stdio::null()).stderr(Stdio::piped());
+            let start = Instant::now();
+            let out = c.output().expect("run command");
+            samples[which].push(start.elapsed());
+            assert!(
+                out.status.success(),
+                "{c:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    samples.into_iter().map(stats).collect()
 }
 
 /// `etcdctl txn` with `batch` puts read from stdin; time per key.
@@ -329,19 +400,20 @@ async fn main() {
         let etcd = tokio::task::spawn_blocking(Etcd::start).await.unwrap();
         let etcd_backend = must(EtcdBackend::connect(&EtcdConfig::new([etcd.endpoint()])).await);
 
-        let e = measure(&embedded, n, args.samples, 1).await;
-        let x = measure(&etcd_backend, n, args.samples, 32).await;
+        let (e_fill, e_revs) = populate(&embedded, n, 1).await;
+        let (x_fill, x_revs) = populate(&etcd_backend, n, 32).await;
+        let results = measure(&embedded, &etcd_backend, n, args.samples, &e_revs, &x_revs).await;
 
         println!();
         println!("### {n} keys (values ~{} bytes)", value(n).len());
         println!();
         println!(
-            "filled in: embedded {:.1} s (1 writer), etcd {:.1} s (32 writers in flight)",
-            e.populate.as_secs_f64(),
-            x.populate.as_secs_f64()
+            "Filled in: embedded {:.1} s (one writer, one transaction per key), etcd {:.1} s (32 writes in flight).",
+            e_fill.as_secs_f64(),
+            x_fill.as_secs_f64()
         );
         println!();
-        println!("In-process client, one operation at a time (ms):");
+        println!("In-process client, one operation at a time, engines interleaved (ms):");
         println!();
         println!(
             "| {:<34} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} |",
@@ -351,73 +423,69 @@ async fn main() {
             "|{:-<36}|{:->11}|{:->11}|{:->11}|{:->11}|{:->10}|",
             "", "", "", "", "", ""
         );
-        row("create", e.create, x.create);
-        row("get", e.get, x.get);
-        row("update (compare-and-swap)", e.update, x.update);
-        row(&format!("list {n} keys"), e.list, x.list);
-        row("watch latency (put -> event)", e.watch, x.watch);
+        for (name, e, x) in &results.rows {
+            row(name, *e, *x);
+        }
 
-        // One process per operation.
+        // One process per operation, all kinds interleaved.
         let cli = (args.samples / 3).max(20);
         let spec_embedded = format!("embedded:{}", db.display());
         let spec_etcd = format!("etcdv3:{}", etcd.endpoint());
-        let ours_put_embedded = time_processes(cli, |i| {
-            oneshot(&exe, &spec_embedded, "put", &key(3 * n + i))
-        });
-        let ours_get_embedded =
-            time_processes(cli, |i| oneshot(&exe, &spec_embedded, "get", &key(i % n)));
-        let ours_put_etcd =
-            time_processes(cli, |i| oneshot(&exe, &spec_etcd, "put", &key(3 * n + i)));
-        let ours_get_etcd = time_processes(cli, |i| oneshot(&exe, &spec_etcd, "get", &key(i % n)));
-        let etcdctl_put = time_processes(cli, |i| {
+        let mut etcdctl_put = |i: usize| {
             let mut c = etcd.etcdctl();
             c.arg("put")
                 .arg(key(4 * n + i))
                 .arg(String::from_utf8(value(i)).unwrap());
             c
-        });
-        let etcdctl_get = time_processes(cli, |i| {
+        };
+        let mut ours_put_embedded =
+            |i: usize| oneshot(&exe, &spec_embedded, "put", &key(3 * n + i));
+        let mut ours_put_etcd = |i: usize| oneshot(&exe, &spec_etcd, "put", &key(3 * n + i));
+        let mut etcdctl_get = |i: usize| {
             let mut c = etcd.etcdctl();
             c.arg("get").arg(key(i % n));
             c
-        });
-        let etcdctl_list = time_processes(5, |_| {
+        };
+        let mut ours_get_embedded = |i: usize| oneshot(&exe, &spec_embedded, "get", &key(i % n));
+        let mut ours_get_etcd = |i: usize| oneshot(&exe, &spec_etcd, "get", &key(i % n));
+        let puts = time_processes(
+            cli,
+            &mut [&mut etcdctl_put, &mut ours_put_embedded, &mut ours_put_etcd],
+        );
+        let gets = time_processes(
+            cli,
+            &mut [&mut etcdctl_get, &mut ours_get_embedded, &mut ours_get_etcd],
+        );
+        let mut etcdctl_list = |_| {
             let mut c = etcd.etcdctl();
             c.args(["get", "--prefix", PREFIX]);
             c
-        });
+        };
+        let etcdctl_list = time_processes(5, &mut [&mut etcdctl_list])[0];
         let etcdctl_txn = etcdctl_batched_put(&etcd, 10, 100, 5 * n);
 
         println!();
-        println!("One process per operation (ms; ratio to etcdctl on the same etcd):");
+        println!("One process per operation, interleaved (ms; ratio to etcdctl on the same etcd):");
         println!();
         println!(
             "| {:<52} | {:>9} | {:>9} | {:>9} |",
             "command", "median", "p99", "ratio"
         );
         println!("|{:-<54}|{:->11}|{:->11}|{:->11}|", "", "", "", "");
-        cli_row("etcdctl put (ETCDCTL_API=3)", etcdctl_put, None);
+        cli_row("etcdctl put (ETCDCTL_API=3)", puts[0], None);
         cli_row(
             "calico-rs client, embedded engine: put",
-            ours_put_embedded,
-            Some(etcdctl_put),
+            puts[1],
+            Some(puts[0]),
         );
-        cli_row(
-            "calico-rs client, etcd engine: put",
-            ours_put_etcd,
-            Some(etcdctl_put),
-        );
-        cli_row("etcdctl get", etcdctl_get, None);
+        cli_row("calico-rs client, etcd engine: put", puts[2], Some(puts[0]));
+        cli_row("etcdctl get", gets[0], None);
         cli_row(
             "calico-rs client, embedded engine: get",
-            ours_get_embedded,
-            Some(etcdctl_get),
+            gets[1],
+            Some(gets[0]),
         );
-        cli_row(
-            "calico-rs client, etcd engine: get",
-            ours_get_etcd,
-            Some(etcdctl_get),
-        );
+        cli_row("calico-rs client, etcd engine: get", gets[2], Some(gets[0]));
         cli_row(
             "etcdctl txn, 100 puts per invocation (per key)",
             etcdctl_txn,
@@ -427,6 +495,11 @@ async fn main() {
             &format!("etcdctl get --prefix ({n} keys)"),
             etcdctl_list,
             None,
+        );
+        cli_row(
+            &format!("calico-rs etcd engine, list {n} keys in-process"),
+            results.rows[3].2,
+            Some(etcdctl_list),
         );
         drop(etcd_backend);
         drop(etcd);

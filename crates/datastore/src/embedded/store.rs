@@ -57,6 +57,13 @@ pub(super) type Sql<T> = rusqlite::Result<Result<T, Error>>;
 /// Creates the tables if this is a new file, and refuses a file written by
 /// a newer schema.
 pub(super) fn init_schema(conn: &mut Connection) -> Sql<()> {
+    // The common case, a file already set up, needs no write (and so no
+    // write lock and no fsync): opening stays cheap for short-lived
+    // processes such as CNI plugin invocations.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(Ok(()));
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
