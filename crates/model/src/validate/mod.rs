@@ -10,6 +10,7 @@ mod bgp;
 mod config;
 mod endpoint;
 mod ipam;
+mod k8s;
 mod names;
 mod policy;
 
@@ -306,13 +307,13 @@ impl AnyResource {
                 policy::staged_global_network_policy(&mut c, &r.spec)
             }
             AnyResource::StagedKubernetesNetworkPolicy(r) => {
-                policy::staged_kubernetes_network_policy(&mut c, &r.spec)
+                k8s::staged_kubernetes_network_policy(&mut c, &r.spec)
             }
             AnyResource::StagedNetworkPolicy(r) => policy::staged_network_policy(&mut c, &r.spec),
             AnyResource::Tier(r) => policy::tier(&mut c, r),
             AnyResource::WorkloadEndpoint(r) => endpoint::workload_endpoint(&mut c, r),
             AnyResource::KubernetesNetworkPolicy(r) => {
-                policy::kubernetes_network_policy(&mut c, &r.spec)
+                k8s::kubernetes_network_policy(&mut c, &r.spec)
             }
         }
         c.finish()
