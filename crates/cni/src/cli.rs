@@ -77,7 +77,10 @@ pub fn main(program: Program) -> ExitCode {
     if env.command != Command::Version
         && let Err(e) = std::io::stdin().read_to_end(&mut stdin)
     {
-        return fail(&CniError::new(ErrorCode::Io, format!("error reading from stdin: {e}")), "");
+        return fail(
+            &CniError::new(ErrorCode::Io, format!("error reading from stdin: {e}")),
+            "",
+        );
     }
     if env.command == Command::Version {
         let _ = std::io::stdin().read_to_end(&mut stdin);
@@ -87,7 +90,11 @@ pub fn main(program: Program) -> ExitCode {
 
     let requested_version = serde_json::from_slice::<serde_json::Value>(&stdin)
         .ok()
-        .and_then(|v| v.get("cniVersion").and_then(|v| v.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("cniVersion")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     let conf = match NetConf::parse(&stdin) {
         Ok(conf) => conf,
@@ -105,9 +112,17 @@ pub fn main(program: Program) -> ExitCode {
         Err(e) => return fail(&e, &requested_version),
     };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&CniError::new(ErrorCode::Internal, format!("starting the runtime: {e}")), &requested_version),
+        Err(e) => {
+            return fail(
+                &CniError::new(ErrorCode::Internal, format!("starting the runtime: {e}")),
+                &requested_version,
+            );
+        }
     };
     let outcome = runtime.block_on(execute(program, &invocation));
     match outcome {
@@ -134,8 +149,9 @@ async fn execute(program: Program, invocation: &Invocation) -> Result<Option<Str
         return plugin::run_ipam(invocation, &calico_ipam).await;
     }
     let exec = ExecIpam;
-    let dataplane = NetlinkDataplane::current()
-        .map_err(|e| CniError::from_error(ErrorCode::Internal, &e).prefixed("opening the host's netlink socket"))?;
+    let dataplane = NetlinkDataplane::current().map_err(|e| {
+        CniError::from_error(ErrorCode::Internal, &e).prefixed("opening the host's netlink socket")
+    })?;
     let services = Services {
         ipam: ipam::select(&invocation.conf, Some(&calico_ipam), &exec),
         store: &store,
@@ -157,7 +173,11 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
         ("ETCD_CA_CERT_FILE", &conf.etcd_ca_cert_file),
     ];
     let authority = (!conf.etcd_authority.is_empty()).then(|| {
-        let scheme = if conf.etcd_scheme.is_empty() { "http" } else { &conf.etcd_scheme };
+        let scheme = if conf.etcd_scheme.is_empty() {
+            "http"
+        } else {
+            &conf.etcd_scheme
+        };
         format!("{scheme}://{}", conf.etcd_authority)
     });
     let config = DatastoreConfig::from_lookup(|name| {
@@ -171,14 +191,19 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
         }
         std::env::var(name).ok()
     })
-    .map_err(|e| CniError::from_error(ErrorCode::InvalidConfig, &e).prefixed("datastore configuration"))?;
+    .map_err(|e| {
+        CniError::from_error(ErrorCode::InvalidConfig, &e).prefixed("datastore configuration")
+    })?;
     calico_datastore::connect(&config).await.map_err(|e| {
         let code = if e.is_transient() {
             ErrorCode::TryAgainLater
         } else {
             ErrorCode::Internal
         };
-        CniError::from_error(code, &e).prefixed(&format!("connecting to the datastore ({})", config.describe()))
+        CniError::from_error(code, &e).prefixed(&format!(
+            "connecting to the datastore ({})",
+            config.describe()
+        ))
     })
 }
 
@@ -223,7 +248,11 @@ fn init_logging(conf: &NetConf) {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
         })
         .flatten();
     let builder = tracing_subscriber::fmt()
@@ -246,7 +275,10 @@ fn test_connection() -> ExitCode {
         Ok(conf) => conf,
         Err(e) => return fail(&e, ""),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return fail(&CniError::new(ErrorCode::Internal, e.to_string()), ""),
     };
@@ -264,7 +296,13 @@ fn test_connection() -> ExitCode {
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&CniError { code: ErrorCode::Plugin(100), ..e }, ""),
+        Err(e) => fail(
+            &CniError {
+                code: ErrorCode::Plugin(100),
+                ..e
+            },
+            "",
+        ),
     }
 }
 

@@ -2,8 +2,8 @@
 pub mod args;
 pub mod cli;
 pub mod config;
-pub mod datastore;
 pub mod dataplane;
+pub mod datastore;
 pub mod endpoint;
 pub mod env;
 pub mod error;

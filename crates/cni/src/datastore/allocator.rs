@@ -56,7 +56,11 @@ fn timestamp() -> String {
 impl<B: Backend + Clone> BlockAllocator<B> {
     /// Pools given by CIDR or by IPPool name, as CIDRs (Calico's
     /// `ResolvePools`).
-    async fn resolve_pools(&self, given: &[String], v4: bool) -> Result<Vec<IpNet>, AllocatorError> {
+    async fn resolve_pools(
+        &self,
+        given: &[String],
+        v4: bool,
+    ) -> Result<Vec<IpNet>, AllocatorError> {
         if given.is_empty() {
             return Ok(Vec::new());
         }
@@ -67,21 +71,20 @@ impl<B: Backend + Clone> BlockAllocator<B> {
                 Ok(cidr) => cidr,
                 Err(_) => {
                     if pools.is_none() {
-                        pools = Some(
-                            self.client
-                                .list_typed::<IpPool>(None, None)
-                                .await
-                                .map_err(|e| match store_error("IPPool", entry, e) {
-                                    StoreError::Unavailable(m) => AllocatorError::Unavailable(m),
-                                    other => AllocatorError::Other(Box::new(other)),
-                                })?,
-                        );
+                        pools = Some(self.client.list_typed::<IpPool>(None, None).await.map_err(
+                            |e| match store_error("IPPool", entry, e) {
+                                StoreError::Unavailable(m) => AllocatorError::Unavailable(m),
+                                other => AllocatorError::Other(Box::new(other)),
+                            },
+                        )?);
                     }
                     let pool = pools
                         .iter()
                         .flatten()
                         .find(|p| &p.metadata.name == entry)
-                        .ok_or_else(|| AllocatorError::NotAvailable(format!("no IPPool named {entry:?}")))?;
+                        .ok_or_else(|| {
+                            AllocatorError::NotAvailable(format!("no IPPool named {entry:?}"))
+                        })?;
                     pool.spec.cidr.parse().map_err(|_| {
                         AllocatorError::NotAvailable(format!(
                             "IPPool {entry:?} has an invalid cidr {:?}",
@@ -103,7 +106,10 @@ impl<B: Backend + Clone> BlockAllocator<B> {
 }
 
 impl<B: Backend + Clone> AddressAllocator for BlockAllocator<B> {
-    fn auto_assign<'a>(&'a self, request: &'a AutoAssign) -> BoxFuture<'a, Result<AutoAssigned, AllocatorError>> {
+    fn auto_assign<'a>(
+        &'a self,
+        request: &'a AutoAssign,
+    ) -> BoxFuture<'a, Result<AutoAssigned, AllocatorError>> {
         Box::pin(async move {
             let mut attrs = request.attributes.clone();
             attrs.insert("timestamp".into(), timestamp());
@@ -138,7 +144,10 @@ impl<B: Backend + Clone> AddressAllocator for BlockAllocator<B> {
         })
     }
 
-    fn assign_ip<'a>(&'a self, request: &'a ExplicitAssign) -> BoxFuture<'a, Result<(), AllocatorError>> {
+    fn assign_ip<'a>(
+        &'a self,
+        request: &'a ExplicitAssign,
+    ) -> BoxFuture<'a, Result<(), AllocatorError>> {
         Box::pin(async move {
             let mut attrs = request.attributes.clone();
             attrs.insert("timestamp".into(), timestamp());
@@ -153,7 +162,10 @@ impl<B: Backend + Clone> AddressAllocator for BlockAllocator<B> {
         })
     }
 
-    fn release_by_handle<'a>(&'a self, handle_id: &'a str) -> BoxFuture<'a, Result<(), AllocatorError>> {
+    fn release_by_handle<'a>(
+        &'a self,
+        handle_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), AllocatorError>> {
         Box::pin(async move {
             self.ipam
                 .release_by_handle(handle_id)
@@ -163,8 +175,16 @@ impl<B: Backend + Clone> AddressAllocator for BlockAllocator<B> {
         })
     }
 
-    fn addresses_by_handle<'a>(&'a self, handle_id: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, AllocatorError>> {
-        Box::pin(async move { self.ipam.get_ips_by_handle(handle_id).await.map_err(allocator_error) })
+    fn addresses_by_handle<'a>(
+        &'a self,
+        handle_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<IpAddr>, AllocatorError>> {
+        Box::pin(async move {
+            self.ipam
+                .get_ips_by_handle(handle_id)
+                .await
+                .map_err(allocator_error)
+        })
     }
 
     fn release_handles_except<'a>(
@@ -183,14 +203,13 @@ impl<B: Backend + Clone> AddressAllocator for BlockAllocator<B> {
 
     fn ready<'a>(&'a self) -> BoxFuture<'a, Result<(), AllocatorError>> {
         Box::pin(async move {
-            let pools = self
-                .client
-                .list_typed::<IpPool>(None, None)
-                .await
-                .map_err(|e| match store_error("IPPool", "", e) {
-                    StoreError::Unavailable(m) => AllocatorError::Unavailable(m),
-                    other => AllocatorError::Other(Box::new(other)),
-                })?;
+            let pools =
+                self.client.list_typed::<IpPool>(None, None).await.map_err(
+                    |e| match store_error("IPPool", "", e) {
+                        StoreError::Unavailable(m) => AllocatorError::Unavailable(m),
+                        other => AllocatorError::Other(Box::new(other)),
+                    },
+                )?;
             if pools.iter().any(|p| !p.spec.disabled) {
                 Ok(())
             } else {

@@ -45,13 +45,13 @@ pub(crate) fn store_error(kind: &'static str, name: &str, error: ClientError) ->
         ClientError::DatastoreList { ref source, .. } if source.is_transient() => {
             StoreError::Unavailable(calico_datastore::display_chain(&error))
         }
-        ClientError::Invalid { .. } | ClientError::NotSupported { .. } | ClientError::AlreadyExists { .. } => {
-            StoreError::Rejected {
-                kind,
-                name: name.to_string(),
-                reason: calico_datastore::display_chain(&error),
-            }
-        }
+        ClientError::Invalid { .. }
+        | ClientError::NotSupported { .. }
+        | ClientError::AlreadyExists { .. } => StoreError::Rejected {
+            kind,
+            name: name.to_string(),
+            reason: calico_datastore::display_chain(&error),
+        },
         other => StoreError::Other(Box::new(other)),
     }
 }
@@ -67,16 +67,25 @@ impl<B: Backend> EndpointStore for DatastoreStore<B> {
                 // Calico treats a missing flag as not ready.
                 Ok(info) => Ok(info.spec.datastore_ready.unwrap_or(false)),
                 Err(ClientError::NotFound { .. }) => Err(StoreError::Unavailable(
-                    "the datastore has no ClusterInformation \"default\": is calico-node running?".into(),
+                    "the datastore has no ClusterInformation \"default\": is calico-node running?"
+                        .into(),
                 )),
                 Err(e) => Err(store_error("ClusterInformation", "default", e)),
             }
         })
     }
 
-    fn get<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<WorkloadEndpoint>, StoreError>> {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WorkloadEndpoint>, StoreError>> {
         Box::pin(async move {
-            match self.client.get_typed::<WorkloadEndpoint>(namespace, name).await {
+            match self
+                .client
+                .get_typed::<WorkloadEndpoint>(namespace, name)
+                .await
+            {
                 Ok(endpoint) => Ok(Some(endpoint)),
                 Err(ClientError::NotFound { .. }) => Ok(None),
                 Err(e) => Err(store_error("WorkloadEndpoint", name, e)),
@@ -84,7 +93,10 @@ impl<B: Backend> EndpointStore for DatastoreStore<B> {
         })
     }
 
-    fn apply<'a>(&'a self, endpoint: &'a WorkloadEndpoint) -> BoxFuture<'a, Result<WorkloadEndpoint, StoreError>> {
+    fn apply<'a>(
+        &'a self,
+        endpoint: &'a WorkloadEndpoint,
+    ) -> BoxFuture<'a, Result<WorkloadEndpoint, StoreError>> {
         Box::pin(async move {
             let name = endpoint.metadata.name.clone();
             let written = if endpoint.metadata.resource_version.is_empty() {

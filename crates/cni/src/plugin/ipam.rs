@@ -25,7 +25,10 @@ pub async fn run_ipam(inv: &Invocation, ipam: &dyn Ipam) -> Result<Option<String
     };
     match env.command {
         Command::Add => {
-            let result = ipam.add(&request).await.map_err(|e| e.to_cni("assigning addresses"))?;
+            let result = ipam
+                .add(&request)
+                .await
+                .map_err(|e| e.to_cni("assigning addresses"))?;
             let text = result
                 .to_json(inv.version)
                 .map_err(|e| CniError::from_error(ErrorCode::IncompatibleVersion, &e))?;
@@ -45,10 +48,16 @@ pub async fn run_ipam(inv: &Invocation, ipam: &dyn Ipam) -> Result<Option<String
         }
         Command::Status => {
             require_version(inv.version, Command::Status)?;
-            ipam.status(env, &inv.conf, &inv.stdin).await.map(|()| None).map_err(|e| {
-                CniError::new(ErrorCode::NotAvailable, "IP address management is not available")
+            ipam.status(env, &inv.conf, &inv.stdin)
+                .await
+                .map(|()| None)
+                .map_err(|e| {
+                    CniError::new(
+                        ErrorCode::NotAvailable,
+                        "IP address management is not available",
+                    )
                     .with_details(e.to_string())
-            })
+                })
         }
         Command::Gc => {
             require_version(inv.version, Command::Gc)?;

@@ -66,7 +66,12 @@ impl Invocation {
         Self::build(env, stdin, facts, false)
     }
 
-    fn build(env: CniEnv, stdin: Vec<u8>, facts: &HostFacts, wait_for_node: bool) -> Result<Self, CniError> {
+    fn build(
+        env: CniEnv,
+        stdin: Vec<u8>,
+        facts: &HostFacts,
+        wait_for_node: bool,
+    ) -> Result<Self, CniError> {
         let conf = NetConf::parse(&stdin)?;
         let version = conf.version()?;
         conf.validate()?;
