@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Chain, Map, Ruleset, Set, Table, TableId};
+use crate::model::{Chain, Map, Ruleset, Set, Table, TableId, Value};
 use crate::parse::{Observed, Unreadable};
 use crate::transaction::{Op, Transaction};
 
@@ -158,6 +158,31 @@ impl<'a> TableDiff<'a> {
             _ => false,
         };
         let mut chains = plan_objects(&have.chains, &want.chains, same_chain, |_| false);
+
+        // nft (1.0.6) cannot delete an interface wildcard from an interval
+        // set ("element does not exist"); such sets are refilled instead.
+        let mut sets = sets;
+        for (name, plan) in sets.iter_mut() {
+            if *plan == Plan::Update {
+                let (h, w) = (&have.sets[*name], &want.sets[*name]);
+                if h.elements.difference(&w.elements).any(Value::has_wildcard) {
+                    *plan = Plan::Refill;
+                }
+            }
+        }
+        let mut maps = maps;
+        for (name, plan) in maps.iter_mut() {
+            if *plan == Plan::Update {
+                let (h, w) = (&have.maps[*name], &want.maps[*name]);
+                let stale = h
+                    .entries
+                    .iter()
+                    .filter(|(k, v)| w.entries.get(*k) != Some(*v));
+                if stale.map(|(k, _)| k).any(Value::has_wildcard) {
+                    *plan = Plan::Refill;
+                }
+            }
+        }
 
         // Sets and maps that are deleted (for good or to be re-created)
         // must first lose every rule that refers to them.

@@ -543,6 +543,26 @@ fn parse_addr(json: &Json, v6: bool) -> Result<IpAddr, Reason> {
     Ok(addr)
 }
 
+/// Connection states as nft prints them: a number, a list of numbers
+/// (implicit "any of"), or, after `!=`, numbers joined by `|`.
+fn ct_state_bits(json: &Json) -> Result<u8, Reason> {
+    match json {
+        Json::Array(list) => list
+            .iter()
+            .try_fold(0u8, |acc, j| Ok(acc | ct_state_bits(j)?)),
+        Json::Object(obj) => match obj.get("|").and_then(Json::as_array) {
+            Some(list) if obj.len() == 1 => list
+                .iter()
+                .try_fold(0u8, |acc, j| Ok(acc | ct_state_bits(j)?)),
+            _ => Err(format!("ct state {json}")),
+        },
+        n => n
+            .as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .ok_or_else(|| format!("ct state {json}")),
+    }
+}
+
 /// A value of type `ty` as nft prints it with `-n`.
 fn parse_value(json: &Json, ty: &DataType) -> Result<Value, Reason> {
     match ty {
@@ -572,20 +592,7 @@ fn parse_value(json: &Json, ty: &DataType) -> Result<Value, Reason> {
                 Ok(Value::addr(parse_addr(json, v6)?))
             }
         }
-        DataType::CtState => {
-            let bits = |j: &Json| {
-                j.as_u64()
-                    .and_then(|n| u8::try_from(n).ok())
-                    .ok_or_else(|| format!("ct state {json}"))
-            };
-            match json {
-                Json::Array(list) => list
-                    .iter()
-                    .try_fold(0u8, |acc, j| Ok::<_, Reason>(acc | bits(j)?))
-                    .map(|b| Value::CtState(CtState(b))),
-                single => Ok(Value::CtState(CtState(bits(single)?))),
-            }
-        }
+        DataType::CtState => ct_state_bits(json).map(|b| Value::CtState(CtState(b))),
         DataType::Concat(types) => {
             let parts = json
                 .get("concat")

@@ -16,8 +16,8 @@ use ipnet::IpNet;
 
 use crate::model::value::{Interval, merge_anonymous};
 use crate::model::{
-    Chain, ChainType, DataType, Hook, Key, Map, Match, Rhs, Rule, Ruleset, Set, Statement, Table,
-    TableId, Value, Verdict,
+    Chain, ChainType, DataType, Hook, IpFamily, Key, Map, Match, PortProto, Rhs, Rule, Ruleset,
+    Set, Statement, Table, TableId, Value, Verdict,
 };
 
 /// Longest name of a table, chain, set or map nft accepts.
@@ -267,6 +267,7 @@ impl Validator<'_> {
                 self.problem(p);
             }
         }
+        self.adjacent_fields(rule);
         let last = rule.statements.len().saturating_sub(1);
         let mut l4proto_literal = false;
         for (i, statement) in rule.statements.iter().enumerate() {
@@ -320,6 +321,55 @@ impl Validator<'_> {
                         )),
                         Some(_) => {}
                     }
+                }
+            }
+        }
+    }
+
+    /// nft (1.0.6) merges point tests on adjacent transport-header fields
+    /// (source and destination port; ICMP type and code) into one
+    /// comparison, wherever they are in the rule. Only the forms that keep
+    /// their meaning and list back unchanged are allowed.
+    fn adjacent_fields(&mut self, rule: &Rule) {
+        let points: Vec<(usize, &Match, (u8, bool))> = rule
+            .statements
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Statement::Match(
+                    m @ Match {
+                        rhs: Rhs::One(Value::Int(_)),
+                        ..
+                    },
+                ) => transport_field(&m.key).map(|f| (i, m, f)),
+                _ => None,
+            })
+            .collect();
+        for (i, low, (group, high)) in &points {
+            if *high {
+                continue;
+            }
+            for (j, upper, (g, h)) in &points {
+                if g != group || !*h || low.negate != upper.negate {
+                    continue;
+                }
+                if low.negate {
+                    self.problem(format!(
+                        "`{low}` and `{upper}`: nft merges two `!=` tests on adjacent header fields \
+                         into one that matches unless both are equal; write one value as a \
+                         one-value range (Value::Range(n, n)), which nft keeps separate"
+                    ));
+                } else if matches!(low.key, Key::Sport(PortProto::Th)) {
+                    self.problem(format!(
+                        "`{low}` and `{upper}`: nft merges these into a raw payload match it \
+                         cannot list back; name the protocol (tcp, udp, sctp) or write one value \
+                         as a one-value range (Value::Range(n, n))"
+                    ));
+                } else if *j != i + 1 {
+                    self.problem(format!(
+                        "`{low}` and `{upper}`: nft merges these into one comparison placed where \
+                         `{low}` is; write `{upper}` right after `{low}`"
+                    ));
                 }
             }
         }
@@ -425,6 +475,27 @@ impl Validator<'_> {
                 }
             }
         }
+    }
+}
+
+/// For keys reading a transport-header field that nft may merge with its
+/// neighbour: which header (a group number) and whether it is the upper
+/// field of the pair (destination port, ICMP code).
+fn transport_field(key: &Key) -> Option<(u8, bool)> {
+    let proto = |p: &PortProto| match p {
+        PortProto::Tcp => 0,
+        PortProto::Udp => 1,
+        PortProto::Sctp => 2,
+        PortProto::Th => 3,
+    };
+    match key {
+        Key::Sport(p) => Some((proto(p), false)),
+        Key::Dport(p) => Some((proto(p), true)),
+        Key::IcmpType(IpFamily::V4) => Some((4, false)),
+        Key::IcmpCode(IpFamily::V4) => Some((4, true)),
+        Key::IcmpType(IpFamily::V6) => Some((5, false)),
+        Key::IcmpCode(IpFamily::V6) => Some((5, true)),
+        _ => None,
     }
 }
 

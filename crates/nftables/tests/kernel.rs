@@ -7,7 +7,9 @@ use calico_nftables::{Observed, Ruleset, Transaction};
 use common::{NftNetns, calico, sample_ruleset};
 
 fn read(ns: &NftNetns) -> Observed {
-    ns.reconciler([calico()]).read_blocking().expect("reading the kernel")
+    ns.reconciler([calico()])
+        .read_blocking()
+        .expect("reading the kernel")
 }
 
 #[test]
@@ -31,6 +33,9 @@ fn applied_ruleset_reads_back_equal() {
         assert_eq!(got.maps, table.maps);
     }
     assert_eq!(observed.ruleset, desired);
-    assert_eq!(Transaction::diff_observed(&observed, &desired), Transaction::default());
+    assert_eq!(
+        Transaction::diff_observed(&observed, &desired),
+        Transaction::default()
+    );
     let _ = Ruleset::new();
 }

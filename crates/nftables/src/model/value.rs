@@ -208,6 +208,15 @@ impl Value {
         }
     }
 
+    /// Whether this is, or contains, an interface-name wildcard.
+    pub fn has_wildcard(&self) -> bool {
+        match self {
+            Value::Name(name) => name.ends_with('*'),
+            Value::Concat(parts) => parts.iter().any(Value::has_wildcard),
+            _ => false,
+        }
+    }
+
     /// The form nft prints this value in when it is a set element: a range
     /// that is one point becomes that point, an address range that is
     /// exactly a prefix becomes the prefix. Other values are unchanged.

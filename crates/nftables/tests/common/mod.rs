@@ -41,8 +41,9 @@ pub fn sample_table(workloads: usize) -> Table {
     );
     table.sets.insert(
         "cali40s-web".into(),
-        Set::new(DataType::Ipv4Addr, false)
-            .with_elements((0..workloads as u32).map(|i| Value::addr(std::net::Ipv4Addr::from(0x0a80_0000 + i)))),
+        Set::new(DataType::Ipv4Addr, false).with_elements(
+            (0..workloads as u32).map(|i| Value::addr(std::net::Ipv4Addr::from(0x0a80_0000 + i))),
+        ),
     );
     table.sets.insert(
         "cali60s-web".into(),
@@ -54,28 +55,43 @@ pub fn sample_table(workloads: usize) -> Table {
     table.sets.insert(
         "cali40np-http".into(),
         Set::new(
-            DataType::Concat(vec![DataType::Ipv4Addr, DataType::InetProto, DataType::InetService]),
+            DataType::Concat(vec![
+                DataType::Ipv4Addr,
+                DataType::InetProto,
+                DataType::InetService,
+            ]),
             false,
         )
         .with_elements([
-            Value::Concat(vec![Value::addr([10, 128, 0, 1]), Value::Int(6), Value::port(8080)]),
-            Value::Concat(vec![Value::addr([10, 128, 0, 2]), Value::Int(6), Value::port(8443)]),
+            Value::Concat(vec![
+                Value::addr([10, 128, 0, 1]),
+                Value::Int(6),
+                Value::port(8080),
+            ]),
+            Value::Concat(vec![
+                Value::addr([10, 128, 0, 2]),
+                Value::Int(6),
+                Value::port(8443),
+            ]),
         ]),
     );
     table.sets.insert(
         "cali-ports-admin".into(),
-        Set::new(DataType::InetService, true).with_elements([Value::port(22), Value::ports(9000, 9100)]),
+        Set::new(DataType::InetService, true)
+            .with_elements([Value::port(22), Value::ports(9000, 9100)]),
     );
 
     let mut from_wl = Map::new(DataType::IfName, false);
     let mut to_wl = Map::new(DataType::IfName, false);
     for iface in &ifaces {
-        from_wl
-            .entries
-            .insert(Value::name(iface), Verdict::goto(format!("cali-fw-{iface}")));
-        to_wl
-            .entries
-            .insert(Value::name(iface), Verdict::goto(format!("cali-tw-{iface}")));
+        from_wl.entries.insert(
+            Value::name(iface),
+            Verdict::goto(format!("cali-fw-{iface}")),
+        );
+        to_wl.entries.insert(
+            Value::name(iface),
+            Verdict::goto(format!("cali-tw-{iface}")),
+        );
     }
     table.maps.insert("cali-from-wl-dispatch".into(), from_wl);
     table.maps.insert("cali-to-wl-dispatch".into(), to_wl);
@@ -86,9 +102,14 @@ pub fn sample_table(workloads: usize) -> Table {
             BaseChain::filter(Hook::Forward, 0, Policy::Accept),
             [
                 Rule::new()
-                    .matching(Key::CtState, Value::CtState(CtState::ESTABLISHED | CtState::RELATED))
+                    .matching(
+                        Key::CtState,
+                        Value::CtState(CtState::ESTABLISHED | CtState::RELATED),
+                    )
                     .accept(),
-                Rule::new().matching(Key::CtState, Value::CtState(CtState::INVALID)).drop(),
+                Rule::new()
+                    .matching(Key::CtState, Value::CtState(CtState::INVALID))
+                    .drop(),
                 Rule::new().set_mark(MARK_SCRATCH, 0),
                 Rule::new().vmap(Key::Iifname, "cali-from-wl-dispatch"),
                 Rule::new().vmap(Key::Oifname, "cali-to-wl-dispatch"),
@@ -110,7 +131,10 @@ pub fn sample_table(workloads: usize) -> Table {
                     .matching(Key::Dport(PortProto::Tcp), Rhs::set("cali-ports-admin"))
                     .drop(),
                 Rule::new()
-                    .matching(Key::IcmpType(IpFamily::V6), Rhs::any_of([Value::Int(133), Value::Int(135), Value::Int(136)]))
+                    .matching(
+                        Key::IcmpType(IpFamily::V6),
+                        Rhs::any_of([Value::Int(133), Value::Int(135), Value::Int(136)]),
+                    )
                     .accept(),
             ],
         ),
@@ -120,13 +144,20 @@ pub fn sample_table(workloads: usize) -> Table {
         Chain::regular([
             Rule::new()
                 .matching(Key::Saddr(IpFamily::V4), Rhs::set("cali40all-hosts"))
-                .matching(Key::Dport(PortProto::Tcp), Rhs::any_of([Value::port(80), Value::port(443)]))
+                .matching(
+                    Key::Dport(PortProto::Tcp),
+                    Rhs::any_of([Value::port(80), Value::port(443)]),
+                )
                 .set_mark(MARK_ACCEPT, MARK_ACCEPT)
                 .ret()
                 .comment("Policy default.web ingress"),
             Rule::new()
                 .matching(
-                    Key::Concat(vec![Key::Daddr(IpFamily::V4), Key::L4Proto, Key::Dport(PortProto::Th)]),
+                    Key::Concat(vec![
+                        Key::Daddr(IpFamily::V4),
+                        Key::L4Proto,
+                        Key::Dport(PortProto::Th),
+                    ]),
                     Rhs::set("cali40np-http"),
                 )
                 .set_mark(MARK_ACCEPT, MARK_ACCEPT)
@@ -142,7 +173,10 @@ pub fn sample_table(workloads: usize) -> Table {
                 .set_mark(MARK_ACCEPT, MARK_ACCEPT)
                 .ret(),
             Rule::new()
-                .not_matching(Key::Saddr(IpFamily::V4), Rhs::any_of([v4("10.0.0.0/8"), v4("172.16.0.0/12")]))
+                .not_matching(
+                    Key::Saddr(IpFamily::V4),
+                    Rhs::any_of([v4("10.0.0.0/8"), v4("172.16.0.0/12")]),
+                )
                 .matching(Key::Dport(PortProto::Udp), Value::ports(5000, 5100))
                 .log("calico-packet: ")
                 .drop(),
@@ -154,8 +188,13 @@ pub fn sample_table(workloads: usize) -> Table {
             Chain::regular([
                 Rule::new().set_mark(MARK_ACCEPT | MARK_PASS, 0),
                 Rule::new().jump("cali-pi-default.web"),
-                Rule::new().matching(Key::Mark { mask: MARK_ACCEPT }, Value::Int(MARK_ACCEPT)).accept(),
-                Rule::new().counter().drop().comment("Drop if no policies passed packet"),
+                Rule::new()
+                    .matching(Key::Mark { mask: MARK_ACCEPT }, Value::Int(MARK_ACCEPT))
+                    .accept(),
+                Rule::new()
+                    .counter()
+                    .drop()
+                    .comment("Drop if no policies passed packet"),
             ]),
         );
         table.chains.insert(
@@ -166,7 +205,9 @@ pub fn sample_table(workloads: usize) -> Table {
                     .matching(Key::Iifname, Value::name(iface.as_str()))
                     .drop()
                     .comment("Anti-spoof"),
-                Rule::new().matching(Key::Mark { mask: MARK_PASS }, Value::Int(0)).accept(),
+                Rule::new()
+                    .matching(Key::Mark { mask: MARK_PASS }, Value::Int(0))
+                    .accept(),
             ]),
         );
     }
