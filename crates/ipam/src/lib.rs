@@ -26,6 +26,7 @@
 //! Start at [`Ipam::auto_assign`].
 
 pub mod cidr;
+pub mod gc;
 pub mod handles;
 pub mod pools;
 pub mod report;

@@ -727,6 +727,28 @@ impl<B: Backend> Ipam<B> {
         })
     }
 
+    /// Gives up `host`'s affinity for `cidr` if the block is (still)
+    /// empty. Returns whether it did.
+    pub(crate) async fn release_affinity_if_empty(
+        &self,
+        host: &str,
+        cidr: &IpNet,
+        config: &IpamConfig,
+    ) -> bool {
+        let owner = Owner::host(host);
+        for _ in 0..self.options.retries {
+            match self
+                .release_block_affinity(&owner, cidr, true, None, config)
+                .await
+            {
+                Ok(()) => return true,
+                Err(ReleaseAffinityFailure::Lost | ReleaseAffinityFailure::Changed) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// Releases an affinity, retrying lost races; other outcomes (not
     /// empty, not ours, gone) leave it be.
     pub(crate) async fn release_affinity_retrying(
