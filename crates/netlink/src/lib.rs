@@ -21,7 +21,7 @@
 //! process making a dozen sequential requests, and without an async runtime
 //! there is no worker thread that could end up in the wrong namespace.
 //!
-//! With the `testing` feature, [`testing`] offers scratch namespaces for
+//! With the `testing` feature, the `testing` module offers scratch namespaces for
 //! tests (created with `ip netns add`, removed on drop).
 
 pub mod address;

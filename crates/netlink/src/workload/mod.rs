@@ -12,7 +12,7 @@
 //!   `cali…` device.
 //!
 //! [`HostNetwork::add_workload`] either completes or removes what it
-//! created; [`HostNetwork::remove_workload`] is idempotent;
+//! created; [`remove_pod_interface`] is idempotent;
 //! [`HostNetwork::check_workload`] reports every difference it finds.
 
 mod check;
