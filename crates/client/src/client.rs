@@ -355,6 +355,21 @@ impl<B: Backend> Client<B> {
     }
 }
 
+/// What [`Client::create`] would store for `resource` (converted if it is a
+/// Kubernetes NetworkPolicy, with defaults filled in), checked against
+/// Calico's rules for a single resource, without touching the datastore.
+/// Checks that need the datastore (does the tier exist, do pools overlap)
+/// are not made.
+pub fn validate(resource: AnyResource) -> Result<AnyResource, Error> {
+    let mut resource = kubernetes::to_stored(resource)?;
+    defaults::apply(&mut resource);
+    resource.validate().map_err(|errors| Error::Invalid {
+        id: id_of(&resource),
+        errors,
+    })?;
+    Ok(resource)
+}
+
 /// The namespace part of an identity: empty for cluster-wide kinds.
 fn scope(kind: Kind, namespace: &str) -> String {
     if kind.namespaced() {

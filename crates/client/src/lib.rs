@@ -27,7 +27,7 @@ mod stamp;
 mod watch;
 
 pub use checks::PROTECTED_TIERS;
-pub use client::{Applied, Client, ResourceList};
+pub use client::{Applied, Client, ResourceList, validate};
 pub use error::{Error, ResourceId};
 pub use init::CLUSTER_INFO_NAME;
 pub use stamp::{FixedStamper, Stamper, SystemStamper};

@@ -48,26 +48,6 @@ pub fn format_g(f: f64) -> String {
     out
 }
 
-/// A JSON number as Go's `encoding/json` writes a float64: plain digits
-/// unless the exponent is below -6 or at least 21.
-pub fn format_json_float(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e21 {
-        return format!("{}", f as i128);
-    }
-    let abs = f.abs();
-    if abs != 0.0 && (abs < 1e-6 || abs >= 1e21) {
-        // Go: 'e' format with the exponent's leading zero removed (1e-07 → 1e-7).
-        let g = format!("{:e}", f);
-        let (m, e) = g.split_once('e').expect("exponent");
-        let e: i32 = e.parse().expect("integer exponent");
-        let sign = if e < 0 { '-' } else { '+' };
-        return format!("{m}e{sign}{:02}", e.abs())
-            .replace("e-0", "e-")
-            .replace("e+0", "e+");
-    }
-    format!("{f}")
-}
-
 /// A number in YAML as calicoctl prints it: JSON numbers are read back as
 /// integers when they have no fraction, else as floats printed with
 /// [`format_g`].
@@ -115,14 +95,6 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(format_g(*f), *want, "{f}");
         }
-    }
-
-    #[test]
-    fn json_float_matches_go() {
-        assert_eq!(format_json_float(1000.0), "1000");
-        assert_eq!(format_json_float(100.5), "100.5");
-        assert_eq!(format_json_float(1e21), "1e+21");
-        assert_eq!(format_json_float(1e-7), "1e-7");
     }
 
     #[test]
