@@ -102,32 +102,36 @@ pub async fn file_command(global: &Global, args: &FileArgs, action: Action) -> a
     let mut problems = Vec::new();
     for item in &items {
         if let Err(e) = calico_client::validate(item.resource.clone()) {
+            let location = item
+                .location
+                .as_ref()
+                .map_or_else(String::new, Location::to_string);
+            // Several errors of one resource are indented under it.
             problems.push(format!(
-                "{}: {}",
-                item.location
-                    .as_ref()
-                    .map_or_else(String::new, Location::to_string),
-                error_text(&e)
+                "{location}: {}",
+                error_text(&e).replace('\n', "\n    ")
             ));
         }
     }
-    if action == Action::Validate {
-        let handled = items.len() - problems.len();
+    if action == Action::Validate && problems.is_empty() {
         return report(
             action,
             items.len(),
-            handled,
-            &problems,
+            items.len(),
+            &[],
             single_kind.as_deref(),
         );
     }
     if !problems.is_empty() {
+        let consequence = match action {
+            Action::Validate => String::new(),
+            _ => format!(", so nothing was {}", action.past()),
+        };
         bail!(
-            "failed to {} resources: {} of {} resource(s) are invalid, so nothing was {}:\n  {}",
+            "failed to {} resources: {} of {} resource(s) are invalid{consequence}:\n  {}",
             action.verb(),
             problems.len(),
             items.len(),
-            action.past(),
             problems.join("\n  ")
         );
     }

@@ -367,8 +367,13 @@ fn every_kind_has_columns_with_cells() {
         for wide in [false, true] {
             let headings = default_headings(kind, wide, true);
             assert!(!headings.is_empty(), "{kind}");
-            table(kind, &headings, std::slice::from_ref(&probe), &CellContext::default())
-                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            table(
+                kind,
+                &headings,
+                std::slice::from_ref(&probe),
+                &CellContext::default(),
+            )
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         }
     }
 }
