@@ -159,13 +159,16 @@ impl<'a> TableDiff<'a> {
         };
         let mut chains = plan_objects(&have.chains, &want.chains, same_chain, |_| false);
 
-        // nft (1.0.6) cannot delete an interface wildcard from an interval
-        // set ("element does not exist"); such sets are refilled instead.
+        // With interface wildcards in an interval set, nft 1.0.6 refuses to
+        // delete a wildcard ("element does not exist") and the kernel
+        // refuses some additions next to one ("interval overlaps"); filling
+        // such a set from empty in the same transaction always works.
         let mut sets = sets;
         for (name, plan) in sets.iter_mut() {
             if *plan == Plan::Update {
                 let (h, w) = (&have.sets[*name], &want.sets[*name]);
-                if h.elements.difference(&w.elements).any(Value::has_wildcard) {
+                let wild = h.elements.iter().chain(&w.elements).any(Value::has_wildcard);
+                if wild && h.elements != w.elements {
                     *plan = Plan::Refill;
                 }
             }
@@ -174,11 +177,8 @@ impl<'a> TableDiff<'a> {
         for (name, plan) in maps.iter_mut() {
             if *plan == Plan::Update {
                 let (h, w) = (&have.maps[*name], &want.maps[*name]);
-                let stale = h
-                    .entries
-                    .iter()
-                    .filter(|(k, v)| w.entries.get(*k) != Some(*v));
-                if stale.map(|(k, _)| k).any(Value::has_wildcard) {
+                let wild = h.entries.keys().chain(w.entries.keys()).any(Value::has_wildcard);
+                if wild && h.entries != w.entries {
                     *plan = Plan::Refill;
                 }
             }
@@ -659,7 +659,7 @@ mod tests {
                 ],
             ),
             (
-                "removing an interface wildcard refills the set",
+                "changing a set of interface wildcards refills it",
                 Table::new().with_set(
                     "w",
                     Set::new(DataType::IfName, true)

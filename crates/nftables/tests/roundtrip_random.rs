@@ -467,10 +467,19 @@ fn random_rulesets_read_back_equal() {
             let problems = desired.validate();
             prop_assert!(problems.is_empty(), "still invalid: {problems:?}");
             let mut reconciler = reconciler.borrow_mut();
+            let before = reconciler
+                .read_blocking()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             reconciler.repair_blocking(&desired).map_err(|e| {
+                let mut chain = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    chain.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
                 TestCaseError::fail(format!(
-                    "applying: {e}\n{}",
-                    Transaction::create(&desired).render()
+                    "applying: {chain}\n{}",
+                    Transaction::diff_observed(&before, &desired).render()
                 ))
             })?;
             let observed = reconciler
