@@ -167,7 +167,11 @@ impl<'a> TableDiff<'a> {
         for (name, plan) in sets.iter_mut() {
             if *plan == Plan::Update {
                 let (h, w) = (&have.sets[*name], &want.sets[*name]);
-                let wild = h.elements.iter().chain(&w.elements).any(Value::has_wildcard);
+                let wild = h
+                    .elements
+                    .iter()
+                    .chain(&w.elements)
+                    .any(Value::has_wildcard);
                 if wild && h.elements != w.elements {
                     *plan = Plan::Refill;
                 }
@@ -177,7 +181,11 @@ impl<'a> TableDiff<'a> {
         for (name, plan) in maps.iter_mut() {
             if *plan == Plan::Update {
                 let (h, w) = (&have.maps[*name], &want.maps[*name]);
-                let wild = h.entries.keys().chain(w.entries.keys()).any(Value::has_wildcard);
+                let wild = h
+                    .entries
+                    .keys()
+                    .chain(w.entries.keys())
+                    .any(Value::has_wildcard);
                 if wild && h.entries != w.entries {
                     *plan = Plan::Refill;
                 }
