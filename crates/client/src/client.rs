@@ -172,6 +172,9 @@ impl<B: Backend> Client<B> {
     /// A `resourceVersion` must not be set.
     pub async fn create(&self, resource: AnyResource) -> Result<AnyResource, Error> {
         let mut resource = kubernetes::to_stored(resource)?;
+        // Defaults may name the resource (a workload endpoint's name comes
+        // from its node, pod and interface).
+        defaults::apply(&mut resource);
         let id = id_of(&resource);
         if !resource.metadata().resource_version.is_empty() {
             return Err(invalid(
@@ -180,7 +183,6 @@ impl<B: Backend> Client<B> {
                 "field must not be set for a Create request",
             ));
         }
-        defaults::apply(&mut resource);
         checks::before_create(self, &resource).await?;
         resource.validate().map_err(|errors| Error::Invalid {
             id: id.clone(),
@@ -212,7 +214,8 @@ impl<B: Backend> Client<B> {
     /// the current version is read and the write retried if another writer
     /// gets in between.
     pub async fn update(&self, resource: AnyResource) -> Result<AnyResource, Error> {
-        let resource = kubernetes::to_stored(resource)?;
+        let mut resource = kubernetes::to_stored(resource)?;
+        defaults::apply(&mut resource);
         let id = id_of(&resource);
         let given = resource.metadata().resource_version.clone();
         if !given.is_empty() {

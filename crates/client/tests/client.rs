@@ -478,6 +478,43 @@ async fn watch_reports_typed_events(client: Client<AnyBackend>) {
     assert!(matches!(event, WatchEvent::Resync { .. }), "{event:?}");
 }
 
+async fn workload_endpoints_are_named_by_defaults(client: Client<AnyBackend>) {
+    let wep = res(
+        json!({"apiVersion": "projectcalico.org/v3", "kind": "WorkloadEndpoint",
+        "metadata": {"namespace": "prod", "labels": {"app": "web"}},
+        "spec": {"orchestrator": "k8s", "node": "node1", "pod": "web", "endpoint": "eth0",
+                 "interfaceName": "cali1", "ipNetworks": ["10.0.0.5/32"]}}),
+    );
+    let created = client.create(wep.clone()).await.unwrap();
+    assert_eq!(created.metadata().name, "node1-k8s-web-eth0");
+    let doc = raw(
+        &client,
+        "/calico/resources/v3/projectcalico.org/workloadendpoints/prod/node1-k8s-web-eth0",
+    )
+    .await;
+    assert_eq!(
+        doc["metadata"]["labels"]["projectcalico.org/namespace"],
+        "prod"
+    );
+    // Updating without a name finds the same endpoint.
+    let mut relabelled = wep;
+    relabelled
+        .metadata_mut()
+        .labels
+        .insert("tier".into(), "front".into());
+    let updated = client.update(relabelled).await.unwrap();
+    assert_eq!(updated.metadata().uid, created.metadata().uid);
+    assert_eq!(
+        client
+            .list(Kind::WorkloadEndpoint, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
 macro_rules! on_both_engines {
     ($($test:ident),* $(,)?) => {
         mod embedded_engine {
@@ -511,4 +548,5 @@ on_both_engines!(
     validation_and_pool_overlap,
     kubernetes_policy_stored_as_kube_controllers_does,
     watch_reports_typed_events,
+    workload_endpoints_are_named_by_defaults,
 );

@@ -300,7 +300,13 @@ async fn act(
     resource: &AnyResource,
     action: Action,
 ) -> Result<(), ClientError> {
-    let m = resource.metadata();
+    // Defaults may name a resource (a workload endpoint by its node, pod
+    // and interface), which a delete needs.
+    let mut named = resource.clone();
+    if named.metadata().name.is_empty() {
+        named.apply_defaults();
+    }
+    let m = named.metadata();
     match action {
         Action::Create { skip_exists } => {
             match client.create(metadata_for_create(resource)).await {
