@@ -395,8 +395,12 @@ fn bench_engine_full(c: &mut Criterion) {
     g.finish();
 }
 
+/// Runs unless a benchmark filter that excludes "memory" is given.
 fn memory(_: &mut Criterion) {
-    report_memory();
+    let mut filters = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
+    if filters.all(|f| "memory".contains(f.as_str())) {
+        report_memory();
+    }
 }
 
 criterion_group!(

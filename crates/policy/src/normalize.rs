@@ -321,6 +321,8 @@ pub(crate) fn built_in_tiers() -> [(&'static str, TierDef); 3] {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PolicyDef {
     pub key: PolicyKey,
+    /// Calico's tie-break text for equal orders, computed once.
+    pub tie_break: String,
     pub tier: String,
     /// `+inf` when the policy gives none.
     pub order: f64,
@@ -427,12 +429,14 @@ pub(crate) fn network_policy(
         "spec.serviceAccountSelector",
     )?;
     let (ingress, egress) = types(&spec.types, &spec.ingress, &spec.egress);
+    let key = PolicyKey {
+        kind,
+        namespace: ns.clone(),
+        name: p.metadata.name.clone(),
+    };
     Ok(PolicyDef {
-        key: PolicyKey {
-            kind,
-            namespace: ns.clone(),
-            name: p.metadata.name.clone(),
-        },
+        tie_break: key.tie_break(),
+        key,
         tier: tier_or_default(&spec.tier),
         order: spec.order.unwrap_or(f64::INFINITY),
         selector: parse_selector("spec.selector", &selector)?,
@@ -468,8 +472,10 @@ pub(crate) fn global_network_policy(p: &GlobalNetworkPolicy) -> Result<PolicyDef
         selector = selector.replace("all()", &format!("has({LABEL_SERVICE_ACCOUNT})"));
     }
     let (ingress, egress) = types(&spec.types, &spec.ingress, &spec.egress);
+    let key = PolicyKey::global(&p.metadata.name);
     Ok(PolicyDef {
-        key: PolicyKey::global(&p.metadata.name),
+        tie_break: key.tie_break(),
+        key,
         tier: tier_or_default(&spec.tier),
         order: spec.order.unwrap_or(f64::INFINITY),
         selector: parse_selector("spec.selector", &selector)?,

@@ -170,18 +170,7 @@ impl PolicyEngine {
             published_profiles: HashMap::new(),
             pending: Pending::default(),
         };
-        // Calico always provides this profile (host endpoints name it to
-        // allow traffic in the absence of policy).
-        let allow_all = calico_model::Profile {
-            metadata: calico_model::ObjectMeta::named(DEFAULT_ALLOW_PROFILE),
-            spec: calico_model::ProfileSpec {
-                ingress: vec![calico_model::Rule::new(calico_model::Action::Allow)],
-                egress: vec![calico_model::Rule::new(calico_model::Action::Allow)],
-                ..Default::default()
-            },
-        };
-        let def = normalize::profile(&allow_all).expect("built-in profile is valid");
-        engine.set_profile(DEFAULT_ALLOW_PROFILE, Some(def));
+        engine.set_profile(DEFAULT_ALLOW_PROFILE, Some(default_allow_profile()));
         engine.finalize();
         engine
     }
@@ -248,6 +237,10 @@ impl PolicyEngine {
             Update::Profile(p) => {
                 let def = normalize::profile(&p).map_err(invalid)?;
                 self.set_profile(&p.metadata.name, Some(def));
+            }
+            // Calico recreates its allow-all profile; deleting it restores it.
+            Update::DeleteProfile { name } if name == DEFAULT_ALLOW_PROFILE => {
+                self.set_profile(&name, Some(default_allow_profile()))
             }
             Update::DeleteProfile { name } => self.set_profile(&name, None),
             Update::NetworkSet(n) => {
@@ -649,6 +642,20 @@ pub struct EngineStats {
 
 /// Name of the allow-all profile Calico always provides.
 pub const DEFAULT_ALLOW_PROFILE: &str = "projectcalico-default-allow";
+
+/// Calico's allow-all profile, which host endpoints name to allow traffic
+/// in the absence of policy.
+fn default_allow_profile() -> ProfileDef {
+    let allow_all = calico_model::Profile {
+        metadata: calico_model::ObjectMeta::named(DEFAULT_ALLOW_PROFILE),
+        spec: calico_model::ProfileSpec {
+            ingress: vec![calico_model::Rule::new(calico_model::Action::Allow)],
+            egress: vec![calico_model::Rule::new(calico_model::Action::Allow)],
+            ..Default::default()
+        },
+    };
+    normalize::profile(&allow_all).expect("built-in profile is valid")
+}
 
 fn kubernetes_policy(p: &NetworkPolicy) -> Result<PolicyDef, InvalidResource> {
     normalize::network_policy(p, PolicyKind::KubernetesNetworkPolicy)

@@ -35,7 +35,7 @@ fn policy_cmp(a: &PolicyDef, b: &PolicyDef) -> Ordering {
     a.order
         .partial_cmp(&b.order)
         .unwrap_or(Ordering::Equal)
-        .then_with(|| a.key.tie_break().cmp(&b.key.tie_break()))
+        .then_with(|| a.tie_break.cmp(&b.tie_break))
 }
 
 fn push_tier(

@@ -163,6 +163,12 @@ fn key_rank(key: &str) -> u8 {
     }
 }
 
+/// Whether a bucket just reached a size worth revisiting selector filings
+/// for: every doubling from 256, so the work stays logarithmic.
+fn bucket_grew(len: usize) -> bool {
+    len >= 256 && len.is_power_of_two()
+}
+
 impl<I, S> LabelIndex<I, S>
 where
     I: Clone + Eq + Hash,
@@ -266,9 +272,10 @@ where
         if restrictions.values().any(|r| !r.possible_to_satisfy()) {
             return Placement::Never;
         }
-        // Lower is better: (key rank, any-value filing, items now carrying
-        // the label/values, number of values, key).
-        let mut best: Option<((u8, bool, usize, usize), Placement)> = None;
+        // Lower is better: (items now carrying the label/values, key rank,
+        // any-value filing, number of values). Before any items exist the
+        // key rank decides; filings are revisited as buckets grow.
+        let mut best: Option<((usize, u8, bool, usize), Placement)> = None;
         for (key, r) in &restrictions {
             let entry = self.items_by_key.get(*key);
             let (score, placement) = match (&r.must_have_one_of_values, r.must_be_present) {
@@ -280,7 +287,7 @@ where
                             .sum()
                     });
                     (
-                        (key_rank(key), false, count, values.len()),
+                        (count, key_rank(key), false, values.len()),
                         Placement::Values(
                             Sym::from(*key),
                             values.iter().map(|v| Sym::from(v.as_str())).collect(),
@@ -288,7 +295,7 @@ where
                     )
                 }
                 (None, true) => (
-                    (key_rank(key), true, entry.map_or(0, |e| e.all.len()), 0),
+                    (entry.map_or(0, |e| e.all.len()), key_rank(key), true, 0),
                     Placement::Key(Sym::from(*key)),
                 ),
                 (None, false) => continue,
@@ -631,7 +638,42 @@ where
             }
             let entry = self.items_by_key.entry(k.clone()).or_default();
             entry.all.insert(slot);
-            entry.by_value.entry(v.clone()).or_default().insert(slot);
+            let with_value = entry.by_value.entry(v.clone()).or_default();
+            with_value.insert(slot);
+            let (n_value, n_key) = (with_value.len(), entry.all.len());
+            if bucket_grew(n_value) {
+                self.refile_selectors(k, Some(v));
+            }
+            if bucket_grew(n_key) {
+                self.refile_selectors(k, None);
+            }
+        }
+    }
+
+    /// Re-chooses where the selectors filed under `key` (`=value`) go, now
+    /// that the bucket has grown: a selector filed under a label that turned
+    /// out to be common moves to a rarer one it also requires. Matches do
+    /// not change, only which items will be checked against it.
+    fn refile_selectors(&mut self, key: &Sym, value: Option<&Sym>) {
+        let Some(entry) = self.selectors_by_key.get(key) else {
+            return;
+        };
+        let slots: Vec<u32> = match value {
+            Some(v) => entry
+                .by_value
+                .get(v)
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect(),
+            None => entry.any_value.iter().copied().collect(),
+        };
+        for s in slots {
+            let placement = self.choose_placement(&self.selectors[s].selector);
+            if placement != self.selectors[s].placement {
+                self.unplace_selector(s);
+                self.place_selector(s, placement);
+            }
         }
     }
 

@@ -196,6 +196,40 @@ fn selectors_are_filed_under_a_required_label() {
     assert_eq!(idx.scan_selector_count(), 2);
 }
 
+#[test]
+fn selectors_move_off_labels_that_turn_out_common() {
+    let mut idx = Index::new();
+    let mut ev = Events::new();
+    // Before any items, `tier` (one value) looks as selective as `app`.
+    idx.update_selector(
+        "s".into(),
+        sel("app in {'a1', 'a2'} && tier == 'web'"),
+        &mut ev,
+    );
+    let placement = |idx: &Index| idx.selectors[idx.selector_slots["s"]].placement.clone();
+    assert!(matches!(placement(&idx), Placement::Values(k, _) if &*k == "tier"));
+    for i in 0..300 {
+        let app = format!("a{}", i % 50);
+        idx.update_item(
+            format!("i{i}"),
+            [("app", app.as_str()), ("tier", "web")],
+            NO_PARENTS,
+            &mut ev,
+        );
+    }
+    assert!(matches!(placement(&idx), Placement::Values(k, _) if &*k == "app"));
+    // Matching is unaffected by the move.
+    let matched: BTreeSet<&String> = idx.selector_matches(&"s".into()).collect();
+    assert_eq!(matched.len(), 12);
+    idx.update_item(
+        "new".into(),
+        [("app", "a2"), ("tier", "web")],
+        NO_PARENTS,
+        &mut ev,
+    );
+    assert!(idx.is_match(&"s".into(), &"new".into()));
+}
+
 /// Brute force: every selector against every item's merged labels.
 fn brute_force(
     selectors: &BTreeMap<String, Selector>,
