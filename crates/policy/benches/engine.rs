@@ -299,7 +299,10 @@ fn bench_label_index(c: &mut Criterion) {
                 &format!("kns.ns{ns}"),
                 [
                     ("pcns.projectcalico.org/name".to_string(), format!("ns{ns}")),
-                    ("pcns.team".to_string(), format!("team{}", (ns + n / NAMESPACES + 1) % 20)),
+                    (
+                        "pcns.team".to_string(),
+                        format!("team{}", (ns + n / NAMESPACES + 1) % 20),
+                    ),
                 ],
                 &mut events,
             );
