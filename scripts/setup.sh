@@ -6,7 +6,7 @@ set -euo pipefail
 # Debian packages the build, the tests and the lab use (real peers included).
 PACKAGES=(
   build-essential pkg-config protobuf-compiler libprotobuf-dev
-  iproute2 nftables iptables tcpdump conntrack busybox-static
+  iproute2 nftables iptables tcpdump conntrack busybox-static iperf3
   etcd-server etcd-client
   containernetworking-plugins
   openssl
