@@ -626,3 +626,23 @@ fn services_accept_no_pod_info() {
     let result = runtime.block_on(cmd_add(&inv, &services)).unwrap();
     assert_eq!(result.ips.len(), 1);
 }
+
+#[tokio::test]
+async fn interface_settings_come_from_the_configuration() {
+    let world = World::new();
+    let mut conf = calico_conf("1.0.0");
+    conf["num_queues"] = 4.into();
+    conf["container_settings"] = serde_json::json!({"allow_ip_forwarding": true});
+    conf["ipam"] = serde_json::json!({"type": "calico-ipam"});
+    cmd_add(
+        &invocation("ADD", "cq", Some(NETNS), "", &conf),
+        &world.services(),
+    )
+    .await
+    .unwrap();
+    let spec =
+        world.dataplane.interfaces.lock().unwrap()[&(NETNS.into(), "eth0".to_string())].clone();
+    assert_eq!(spec.queues, Some(4));
+    assert!(spec.allow_ip_forwarding);
+    assert_eq!(spec.host_ifname, "calicq");
+}

@@ -63,6 +63,7 @@ fn main() {
                 peer_mac: None,
                 peer_netns: Some(pod.netns().as_fd()),
                 mtu: None,
+                queues: None,
             })
             .expect("bare veth");
         host.netlink()
@@ -99,6 +100,7 @@ fn workload(addresses: &[&str]) -> WorkloadInterface {
         addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
         routes: default_routes(),
         mtu: Some(1450),
+        queues: None,
         pod_mac: None,
         allow_ip_forwarding: false,
         host_routes: true,

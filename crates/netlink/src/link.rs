@@ -37,6 +37,8 @@ pub struct VethSpec<'a> {
     pub peer_netns: Option<BorrowedFd<'a>>,
     /// Both ends get the same MTU; `None` keeps the kernel default.
     pub mtu: Option<u32>,
+    /// Transmit and receive queues of both ends; `None` keeps one.
+    pub queues: Option<u32>,
 }
 
 impl Netlink {
@@ -79,6 +81,10 @@ impl Netlink {
         if let Some(mac) = spec.peer_mac {
             peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
+        if let Some(queues) = spec.queues {
+            peer.attributes.push(LinkAttribute::NumTxQueues(queues));
+            peer.attributes.push(LinkAttribute::NumRxQueues(queues));
+        }
         if let Some(fd) = spec.peer_netns {
             peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
         }
@@ -94,6 +100,10 @@ impl Netlink {
             message
                 .attributes
                 .push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(queues) = spec.queues {
+            message.attributes.push(LinkAttribute::NumTxQueues(queues));
+            message.attributes.push(LinkAttribute::NumRxQueues(queues));
         }
         message.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),

@@ -50,6 +50,7 @@ fn workload(host_ifname: &str, addresses: &[&str]) -> WorkloadInterface {
         addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
         routes: default_routes(),
         mtu: Some(1400),
+        queues: None,
         pod_mac: None,
         allow_ip_forwarding: false,
         host_routes: true,
@@ -347,4 +348,23 @@ fn check_reports_every_missing_piece() {
     remove_pod_interface(&pod.path(), "eth0").unwrap();
     let error = node.host.check_workload(pod.netns(), &spec).unwrap_err();
     assert!(error.to_string().contains("eth0 is missing"), "{error}");
+}
+
+#[test]
+fn queues_and_mtu_apply_to_both_ends() {
+    let mut node = Node::new();
+    let pod = ScratchNetns::new("queues");
+    let mut spec = workload("cali0000000000q", &["10.65.9.1"]);
+    spec.queues = Some(4);
+    spec.mtu = Some(9000);
+    node.host.add_workload(pod.netns(), &spec).unwrap();
+    for shown in [
+        pod.exec(&["ip", "-d", "link", "show", "eth0"]).unwrap(),
+        node.ns
+            .exec(&["ip", "-d", "link", "show", "cali0000000000q"])
+            .unwrap(),
+    ] {
+        assert!(shown.contains("numtxqueues 4 numrxqueues 4"), "{shown}");
+        assert!(shown.contains("mtu 9000"), "{shown}");
+    }
 }

@@ -121,6 +121,7 @@ pub async fn cmd_add(inv: &Invocation, svc: &Services<'_>) -> Result<CniResult, 
         addresses: addresses.clone(),
         routes: conf.pod_routes()?,
         mtu: inv.mtu,
+        queues: u32::try_from(conf.num_queues).ok().filter(|q| *q > 1),
         pod_mac: plan.mac,
         allow_ip_forwarding: conf.container_settings.allow_ip_forwarding,
         // Calico's IPAM returns no routes when the node agent is to program

@@ -52,6 +52,7 @@ pub async fn cmd_check(inv: &Invocation, svc: &Services<'_>) -> Result<(), CniEr
         addresses: addresses.clone(),
         routes: inv.conf.pod_routes()?,
         mtu: inv.mtu,
+        queues: None,
         pod_mac: None,
         allow_ip_forwarding: inv.conf.container_settings.allow_ip_forwarding,
         host_routes: !(inv.conf.ipam.ipam_type == "calico-ipam" && prev.routes.is_empty()),

@@ -55,6 +55,9 @@ pub struct WorkloadInterface {
     pub routes: Vec<IpNet>,
     /// MTU of both ends; `None` leaves the kernel default.
     pub mtu: Option<u32>,
+    /// Transmit and receive queues of both ends (Calico's `num_queues`);
+    /// `None` leaves one.
+    pub queues: Option<u32>,
     /// A fixed MAC for the pod end (Calico's `cni.projectcalico.org/hwAddr`
     /// annotation); `None` keeps the kernel's random one.
     pub pod_mac: Option<Mac>,

@@ -164,6 +164,7 @@ impl HostNetwork {
             peer_mac: spec.pod_mac,
             peer_netns: Some(pod.as_fd()),
             mtu: spec.mtu,
+            queues: spec.queues,
         };
         if let Err(source) = self.netlink.add_veth(&veth) {
             // Creation is atomic: on failure neither end exists. EEXIST
@@ -493,6 +494,7 @@ mod tests {
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             routes: super::super::default_routes(),
             mtu: None,
+            queues: None,
             pod_mac: None,
             allow_ip_forwarding: false,
             host_routes: true,
