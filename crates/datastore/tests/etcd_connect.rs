@@ -355,3 +355,27 @@ async fn a_watch_reports_the_server_going_away() {
     assert!(error.is_transient(), "{}", display_chain(&error));
     assert!(start.elapsed() < Duration::from_secs(15));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_larger_than_a_page_are_complete_and_consistent() {
+    let etcd = start_plain().await;
+    let backend = EtcdBackend::connect(&EtcdConfig::new([etcd.endpoint()]))
+        .await
+        .unwrap()
+        .with_list_page(3);
+    for i in (0..10).rev() {
+        backend
+            .create(&format!("/calico/paged/{i:02}"), i.to_string().as_bytes())
+            .await
+            .unwrap();
+    }
+    backend.create("/calico/pagedx", b"outside").await.unwrap();
+    let revision = backend.revision().await.unwrap();
+    let listing = backend.list("/calico/paged/").await.unwrap();
+    let keys: Vec<String> = listing.kvs.iter().map(|kv| kv.key.clone()).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("/calico/paged/{i:02}")).collect();
+    assert_eq!(keys, expected);
+    assert_eq!(listing.revision, revision);
+    assert_eq!(listing.kvs[7].value, b"7");
+    assert_eq!(backend.list("").await.unwrap().kvs.len(), 11);
+}

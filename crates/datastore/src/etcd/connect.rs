@@ -70,6 +70,7 @@ pub(super) async fn connect(config: &EtcdConfig) -> Result<EtcdBackend, Error> {
                 target,
                 identity,
                 request_timeout: config.request_timeout,
+                list_page: super::LIST_PAGE,
             });
         }
         // The server answered and said no: that is the whole story.
