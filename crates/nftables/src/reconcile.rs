@@ -54,14 +54,14 @@ pub enum ReconcileError {
     List {
         table: TableId,
         #[source]
-        source: NftError,
+        source: Box<NftError>,
     },
     #[error("cannot understand the kernel's listing")]
     Parse(#[source] ParseError),
     #[error("nft rejected the transaction ({statements} statements; nothing was applied): {first}")]
     Rejected {
         statements: usize,
-        first: Rejection,
+        first: Box<Rejection>,
         /// Further statements nft complained about, if any.
         others: Vec<Rejection>,
     },
@@ -69,7 +69,7 @@ pub enum ReconcileError {
     Apply {
         statements: usize,
         #[source]
-        source: NftError,
+        source: Box<NftError>,
     },
 }
 
@@ -143,7 +143,7 @@ impl<N: Nft> Reconciler<N> {
                 .await
                 .map_err(|source| ReconcileError::List {
                     table: table.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             observed
                 .add_table(table, json.as_deref())
@@ -202,11 +202,11 @@ impl<N: Nft> Reconciler<N> {
                         // the kernel): try once more against the real one.
                         warn!(%error, "nftables transaction against the remembered state failed; re-reading the kernel");
                         report.retried = true;
-                        self.from_kernel(desired, &mut report).await
+                        self.against_kernel(desired, &mut report).await
                     }
                 }
             }
-            None => self.from_kernel(desired, &mut report).await,
+            None => self.against_kernel(desired, &mut report).await,
         };
         report.elapsed = start.elapsed();
         match result {
@@ -222,7 +222,7 @@ impl<N: Nft> Reconciler<N> {
         }
     }
 
-    async fn from_kernel(
+    async fn against_kernel(
         &mut self,
         desired: &Ruleset,
         report: &mut Report,
@@ -268,24 +268,24 @@ impl<N: Nft> Reconciler<N> {
                 if rejections.is_empty() {
                     return Err(ReconcileError::Apply {
                         statements: transaction.len(),
-                        source: NftError::Failed {
+                        source: Box::new(NftError::Failed {
                             command,
                             status,
                             stderr,
                             diagnostics,
-                        },
+                        }),
                     });
                 }
                 let first = rejections.remove(0);
                 Err(ReconcileError::Rejected {
                     statements: transaction.len(),
-                    first,
+                    first: Box::new(first),
                     others: rejections,
                 })
             }
             Err(source) => Err(ReconcileError::Apply {
                 statements: transaction.len(),
-                source,
+                source: Box::new(source),
             }),
         }
     }

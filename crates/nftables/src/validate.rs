@@ -216,7 +216,7 @@ impl Validator<'_> {
         let mut intervals: Vec<(Interval, &Value)> = elements
             .filter_map(|v| Interval::of(v).map(|i| (i, v)))
             .collect();
-        intervals.sort_by(|a, b| a.0.cmp(&b.0));
+        intervals.sort_by_key(|(interval, _)| *interval);
         for pair in intervals.windows(2) {
             let ((a, av), (b, bv)) = (&pair[0], &pair[1]);
             if a.kind == b.kind && b.lo <= a.hi {
