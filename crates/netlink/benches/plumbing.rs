@@ -5,9 +5,9 @@
 //!
 //! Needs root. Runs in scratch namespaces (a simulated node and one pod),
 //! interleaving the variants so drift affects them alike, and prints the
-//! median and 90th percentile of each step. The first row is the raw
-//! create+delete of a bare veth pair over the same socket: the physical
-//! floor the plumbing is compared with.
+//! median and 90th percentile of each step. The first rows are the raw
+//! create and delete of a bare veth pair over the same socket: the
+//! physical floor the plumbing is compared with.
 //!
 //! Deleting a network device waits for RCU grace periods while holding the
 //! kernel's rtnl lock, and the sysctl writes of the next add retry until
@@ -46,7 +46,8 @@ fn main() {
     let v4 = workload(&["10.70.0.1"]);
     let dual = workload(&["10.70.0.1", "fd00:70::1"]);
     let mut samples: Vec<(&str, Vec<Duration>)> = vec![
-        ("bare veth create+delete", Vec::new()),
+        ("bare veth create", Vec::new()),
+        ("bare veth delete", Vec::new()),
         ("IPv4 workload add", Vec::new()),
         ("IPv4 workload remove", Vec::new()),
         ("dual-stack workload add", Vec::new()),
@@ -66,12 +67,14 @@ fn main() {
                 queues: None,
             })
             .expect("bare veth");
+        samples[0].1.push(start.elapsed());
+        let start = Instant::now();
         host.netlink()
             .delete_link_by_name("calibenchbare")
             .expect("bare delete");
-        samples[0].1.push(start.elapsed());
+        samples[1].1.push(start.elapsed());
 
-        for (slot, spec) in [(1, &v4), (3, &dual)] {
+        for (slot, spec) in [(2, &v4), (4, &dual)] {
             let start = Instant::now();
             host.add_workload(pod.netns(), spec).expect("workload add");
             samples[slot].1.push(start.elapsed());
