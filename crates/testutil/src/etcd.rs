@@ -48,7 +48,9 @@ impl Etcd {
     }
 
     /// Starts etcd serving HTTPS with `certs.server_cert()`, requiring clients
-    /// to present a certificate signed by `certs.ca_cert()`.
+    /// to present a certificate signed by `certs.ca_cert()`. Keep `certs`
+    /// alive as long as the server: etcd reads the files again for new
+    /// connections.
     pub fn start_tls(certs: &TestCerts) -> Etcd {
         Etcd::start_with(Some(certs))
     }

@@ -35,3 +35,17 @@ pub fn require_binary(binary: &str, package: &str) -> std::path::PathBuf {
          run scripts/setup.sh (as root) to install it"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "run scripts/setup.sh")]
+    fn a_missing_peer_binary_fails_the_test_with_the_fix() {
+        crate::require_binary("calico-no-such-binary", "calico-no-such-package");
+    }
+
+    #[test]
+    fn finds_binaries_on_path() {
+        assert!(crate::require_binary("sh", "dash").is_file());
+    }
+}
