@@ -64,6 +64,10 @@ pub enum Command {
     /// Explain what policy decides for traffic between two endpoints.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// IP address management: usage, consistency checks, releasing
+    /// addresses, settings.
+    #[command(subcommand)]
+    Ipam(IpamCommand),
 }
 
 /// Where resources are read from.
@@ -240,4 +244,66 @@ pub struct ExplainArgs {
     /// Protocol when no port is given (tcp, udp, sctp, icmp or a number).
     #[arg(long)]
     pub protocol: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// Show IP pool and block usage, or details of one address.
+    Show {
+        /// Report whether this specific IP address is in use.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Show detailed information for IP blocks as well as pools.
+        #[arg(long)]
+        show_blocks: bool,
+        /// Show detailed information for borrowed IP addresses.
+        #[arg(long)]
+        show_borrowed: bool,
+        /// Show the current Calico IPAM configuration.
+        #[arg(long)]
+        show_configuration: bool,
+    },
+    /// Check the integrity of the IPAM data structures.
+    Check {
+        /// Print all IPs that are checked.
+        #[arg(long)]
+        show_all_ips: bool,
+        /// Print all IPs that are leaked or not allocated properly.
+        #[arg(long)]
+        show_problem_ips: bool,
+        /// Path to write a report file to (for `ipam release --from-report`).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<String>,
+        /// Accepted for compatibility; Kubernetes services are not read.
+        #[arg(long, hide = true)]
+        kubeconfig: Option<String>,
+    },
+    /// Release a Calico-assigned IP address, or the leaks in check reports.
+    Release {
+        /// IP address to release.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Release the leaked addresses every given report agrees on.
+        #[arg(long = "from-report", value_name = "FILE")]
+        from_report: Vec<String>,
+        /// Release even if the datastore is not locked or the reports are
+        /// from another calicoctl version.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change the cluster-wide IPAM settings.
+    Configure {
+        /// Set StrictAffinity to true/false.
+        #[arg(long, default_value = "")]
+        strictaffinity: String,
+        /// Set the maximum number of blocks that can be affine to a host.
+        #[arg(long, default_value = "")]
+        max_blocks_per_host: String,
+        /// Whether KubeVirt VMs keep their addresses (Enabled|Disabled).
+        #[arg(long, default_value = "")]
+        kubevirt_ip_persistence: String,
+        /// Minimum time between release and re-allocation of an address.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        ip_cooldown_seconds: i64,
+    },
 }

@@ -1,9 +1,11 @@
 //! The checks Calico's client makes against the datastore around a write:
 //! a policy's tier must exist, IP pools must not overlap or change their
 //! CIDR or block size, built-in and non-empty tiers cannot be deleted, and
-//! a pool is disabled before it is deleted.
+//! a pool is disabled, and its block affinities released, before it is
+//! deleted.
 
 use calico_datastore::Backend;
+use calico_ipam::Ipam;
 use calico_model::ippool::{IpPool, IpPoolAllowedUse};
 use calico_model::kind::Kind;
 use calico_model::policy::{DEFAULT_TIER_NAME, KUBE_ADMIN_TIER_NAME, KUBE_BASELINE_TIER_NAME};
@@ -99,7 +101,7 @@ pub(crate) async fn before_update<B: Backend>(
 
 /// Runs before a delete; returns the revision the delete must still find
 /// (changed when the delete had to write first).
-pub(crate) async fn before_delete<B: Backend>(
+pub(crate) async fn before_delete<B: Backend + Clone>(
     client: &Client<B>,
     id: &ResourceId,
     expected: Option<i64>,
@@ -135,21 +137,32 @@ pub(crate) async fn before_delete<B: Backend>(
             Ok(expected)
         }
         Kind::IpPool => {
-            // Disable the pool first so nothing allocates from it while it
-            // goes (as Calico does); the delete then applies to that write.
-            let current = client.get(Kind::IpPool, "", &id.name).await?;
-            let AnyResource::IpPool(mut pool) = current else {
+            // As Calico does: disable the pool so nothing allocates from it
+            // while it goes (the delete then applies to that write), and
+            // release every host's affinity for its blocks.
+            let AnyResource::IpPool(mut pool) = client.get(Kind::IpPool, "", &id.name).await?
+            else {
                 return Ok(expected);
             };
-            if pool.spec.disabled {
-                return Ok(expected);
+            let mut expected = expected;
+            if !pool.spec.disabled {
+                if let Some(expected) = expected {
+                    pool.metadata.resource_version = expected.to_string();
+                }
+                pool.spec.disabled = true;
+                let disabled = client.update(AnyResource::IpPool(pool.clone())).await?;
+                expected = disabled.metadata().resource_version.parse().ok();
             }
-            if let Some(expected) = expected {
-                pool.metadata.resource_version = expected.to_string();
+            if let Some(net) = pool.spec.network() {
+                Ipam::new(client.backend().clone())
+                    .release_pool_affinities(&net)
+                    .await
+                    .map_err(|source| Error::Ipam {
+                        id: id.clone(),
+                        source: Box::new(source),
+                    })?;
             }
-            pool.spec.disabled = true;
-            let disabled = client.update(AnyResource::IpPool(pool)).await?;
-            Ok(disabled.metadata().resource_version.parse().ok())
+            Ok(expected)
         }
         _ => Ok(expected),
     }

@@ -297,32 +297,6 @@ impl<B: Backend> Client<B> {
         }
     }
 
-    /// Deletes a resource and returns its last stored value; with a
-    /// `resource_version`, only if it is still at that version.
-    pub async fn delete(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-        resource_version: Option<&str>,
-    ) -> Result<AnyResource, Error> {
-        let (kind, name) = kubernetes::stored_identity(kind, name);
-        let id = ResourceId::new(kind, scope(kind, namespace), name);
-        let mut expected = match resource_version.filter(|v| !v.is_empty()) {
-            Some(v) => Some(parse_revision(&id, v)?),
-            None => None,
-        };
-        if let Some(new_expected) = checks::before_delete(self, &id, expected).await? {
-            expected = Some(new_expected);
-        }
-        let kv = self
-            .backend
-            .delete(&keys::resource_key(kind, &id.namespace, &id.name), expected)
-            .await
-            .map_err(|e| datastore_error(&id, resource_version, e))?;
-        decode(&stored_key(&id), &kv)
-    }
-
     /// Where this client's uids and creation times come from.
     pub fn stamper(&self) -> &dyn Stamper {
         self.stamper.as_ref()
@@ -355,6 +329,34 @@ impl<B: Backend> Client<B> {
     /// [`Client::update`] for one kind's struct.
     pub async fn update_typed<R: Resource>(&self, resource: R) -> Result<R, Error> {
         typed(self.update(resource.into()).await?)
+    }
+}
+
+impl<B: Backend + Clone> Client<B> {
+    /// Deletes a resource and returns its last stored value; with a
+    /// `resource_version`, only if it is still at that version.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> Result<AnyResource, Error> {
+        let (kind, name) = kubernetes::stored_identity(kind, name);
+        let id = ResourceId::new(kind, scope(kind, namespace), name);
+        let mut expected = match resource_version.filter(|v| !v.is_empty()) {
+            Some(v) => Some(parse_revision(&id, v)?),
+            None => None,
+        };
+        if let Some(new_expected) = checks::before_delete(self, &id, expected).await? {
+            expected = Some(new_expected);
+        }
+        let kv = self
+            .backend
+            .delete(&keys::resource_key(kind, &id.namespace, &id.name), expected)
+            .await
+            .map_err(|e| datastore_error(&id, resource_version, e))?;
+        decode(&stored_key(&id), &kv)
     }
 }
 

@@ -80,6 +80,14 @@ pub enum Error {
         source: Box<calico_policy::knp::ConversionError>,
     },
 
+    /// Releasing a deleted pool's IPAM block affinities failed.
+    #[error("releasing the IPAM block affinities of {id} failed")]
+    Ipam {
+        id: ResourceId,
+        #[source]
+        source: Box<calico_ipam::IpamError>,
+    },
+
     /// A stored value that is not a valid resource.
     #[error("datastore entry {key} is not a valid {kind} resource")]
     Decode {
@@ -125,6 +133,7 @@ impl Error {
             | Error::Invalid { id, .. }
             | Error::NotSupported { id, .. }
             | Error::Conversion { id, .. }
+            | Error::Ipam { id, .. }
             | Error::Datastore { id, .. } => Some(id),
             Error::Decode { .. } | Error::DatastoreList { .. } => None,
         }

@@ -515,6 +515,39 @@ async fn workload_endpoints_are_named_by_defaults(client: Client<AnyBackend>) {
     );
 }
 
+async fn deleting_a_pool_releases_its_block_affinities(client: Client<AnyBackend>) {
+    client.create(pool("p1", "10.10.0.0/24")).await.unwrap();
+    client
+        .create(res(json!({"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "node1"}, "spec": {}})))
+        .await
+        .unwrap();
+    let ipam = calico_ipam::Ipam::new(client.backend().clone());
+    ipam.auto_assign(&calico_ipam::AutoAssignArgs {
+        num4: 1,
+        handle: Some("k8s-pod-network.c1".into()),
+        hostname: "node1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let affinities = || async {
+        client
+            .backend()
+            .list("/calico/ipam/v2/host/node1/")
+            .await
+            .unwrap()
+            .kvs
+            .len()
+    };
+    assert_eq!(affinities().await, 1);
+    client.delete(Kind::IpPool, "", "p1", None).await.unwrap();
+    assert_eq!(
+        affinities().await,
+        0,
+        "the pool's block affinity outlived it"
+    );
+}
+
 macro_rules! on_both_engines {
     ($($test:ident),* $(,)?) => {
         mod embedded_engine {
@@ -549,4 +582,5 @@ on_both_engines!(
     kubernetes_policy_stored_as_kube_controllers_does,
     watch_reports_typed_events,
     workload_endpoints_are_named_by_defaults,
+    deleting_a_pool_releases_its_block_affinities,
 );

@@ -3,6 +3,7 @@
 mod convert;
 mod explain;
 mod get;
+mod ipam;
 mod label;
 mod patch;
 mod resources;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version(args) => version::run(global, &args).await,
         Command::Selector(command) => Ok(selector::run(&command)),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(global, &args).await,
+        Command::Ipam(command) => ipam::run(global, &command).await,
     }
 }
 
