@@ -348,3 +348,176 @@ impl Reconciler<NftCli> {
         futures::executor::block_on(self.remove_all())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::{Chain, DataType, Rule, Set, Table, Value};
+
+    /// Records what would be sent; answers listings with "no table" and
+    /// applies with queued outcomes (success when the queue is empty).
+    #[derive(Debug, Default)]
+    struct FakeNft {
+        listings: Mutex<usize>,
+        scripts: Mutex<Vec<String>>,
+        failures: Mutex<VecDeque<String>>,
+    }
+
+    impl Nft for FakeNft {
+        fn list_table(
+            &self,
+            _: &TableId,
+        ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
+            *self.listings.lock().unwrap() += 1;
+            async { Ok(None) }
+        }
+
+        fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
+            self.scripts.lock().unwrap().push(script.to_string());
+            let failure = self.failures.lock().unwrap().pop_front();
+            async move {
+                match failure {
+                    None => Ok(()),
+                    Some(stderr) => Err(NftError::Failed {
+                        command: "nft -f -".into(),
+                        status: "exit status: 1".into(),
+                        diagnostics: crate::nft::parse_diagnostics(&stderr),
+                        stderr,
+                    }),
+                }
+            }
+        }
+    }
+
+    fn desired(elements: &[u8]) -> Ruleset {
+        Ruleset::new().with_table(
+            TableId::inet("calico"),
+            Table::new()
+                .with_set(
+                    "s",
+                    Set::new(DataType::Ipv4Addr, false)
+                        .with_elements(elements.iter().map(|e| Value::addr([10, 0, 0, *e]))),
+                )
+                .with_chain("c", Chain::regular([Rule::new().accept()])),
+        )
+    }
+
+    fn reconciler() -> Reconciler<FakeNft> {
+        Reconciler::new(FakeNft::default(), [TableId::inet("calico")])
+    }
+
+    #[test]
+    fn lists_once_then_diffs_against_memory() {
+        let mut r = reconciler();
+        let first = futures::executor::block_on(r.apply(&desired(&[1]))).unwrap();
+        assert!(first.read_kernel);
+        assert_eq!(first.statements, 5);
+        let second = futures::executor::block_on(r.apply(&desired(&[1, 2]))).unwrap();
+        assert!(!second.read_kernel);
+        assert_eq!((second.statements, second.elements), (1, 1));
+        assert_eq!(*r.nft().listings.lock().unwrap(), 1);
+        assert_eq!(
+            r.nft().scripts.lock().unwrap().last().unwrap(),
+            "add element inet calico s { 10.0.0.2 }\n"
+        );
+        assert_eq!(r.last_applied(), Some(&desired(&[1, 2])));
+        // Nothing to do: nothing sent.
+        let third = futures::executor::block_on(r.apply(&desired(&[1, 2]))).unwrap();
+        assert_eq!(third.statements, 0);
+        assert_eq!(r.nft().scripts.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_failure_against_memory_is_retried_against_the_kernel_then_reported() {
+        let mut r = reconciler();
+        futures::executor::block_on(r.apply(&desired(&[1]))).unwrap();
+        let refusal = "/dev/stdin:1:40-48: Error: Could not process rule: No such file or directory\n\
+                       add element inet calico s { 10.0.0.2 }\n";
+        r.nft()
+            .failures
+            .lock()
+            .unwrap()
+            .extend([refusal.to_string(), refusal.to_string()]);
+        let err = futures::executor::block_on(r.apply(&desired(&[1, 2]))).unwrap_err();
+        assert_eq!(
+            *r.nft().listings.lock().unwrap(),
+            2,
+            "the retry listed the kernel"
+        );
+        let ReconcileError::Rejected {
+            first, statements, ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        // The retry diffed against an empty kernel: the whole table.
+        assert_eq!(*statements, 5);
+        assert_eq!(first.line, 1);
+        assert_eq!(first.statement, "add table inet calico");
+        assert!(
+            err.to_string().contains("No such file or directory"),
+            "{err}"
+        );
+        assert_eq!(
+            r.last_applied(),
+            None,
+            "after a failure the kernel state is unknown"
+        );
+    }
+
+    #[test]
+    fn failures_without_a_position_keep_nfts_output() {
+        let mut r = reconciler();
+        r.nft()
+            .failures
+            .lock()
+            .unwrap()
+            .push_back("netlink: Error: interval overlaps with an existing one\n".into());
+        let err = futures::executor::block_on(r.apply(&desired(&[1]))).unwrap_err();
+        assert!(matches!(err, ReconcileError::Apply { .. }), "{err}");
+        let source = std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        assert!(source.contains("interval overlaps"), "{source}");
+    }
+
+    #[test]
+    fn invalid_or_foreign_desired_state_is_refused_before_anything_runs() {
+        let mut r = reconciler();
+        let foreign = Ruleset::new().with_table(TableId::inet("kube-proxy"), Table::new());
+        assert!(matches!(
+            futures::executor::block_on(r.apply(&foreign)),
+            Err(ReconcileError::NotOwned { .. })
+        ));
+        let mut invalid = desired(&[]);
+        invalid
+            .table_mut(TableId::inet("calico"))
+            .chains
+            .insert("c".into(), Chain::regular([Rule::new().jump("missing")]));
+        assert!(matches!(
+            futures::executor::block_on(r.apply(&invalid)),
+            Err(ReconcileError::Invalid { .. })
+        ));
+        assert_eq!(*r.nft().listings.lock().unwrap(), 0);
+        assert!(r.nft().scripts.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn long_statements_are_shortened_around_the_offending_part() {
+        let line = format!(
+            "add element inet calico s {{ {} }}",
+            vec!["10.0.0.1"; 100].join(", ")
+        );
+        let r = rejection(1, &line, Some((29, 36)), "boom");
+        assert!(
+            r.statement.chars().count() <= MAX_QUOTED + 1,
+            "{}",
+            r.statement
+        );
+        assert_eq!(r.near.as_deref(), Some("10.0.0.1"));
+    }
+}

@@ -595,3 +595,229 @@ pub(crate) fn describe(problems: &[Problem]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BaseChain, CtState, Policy, Set};
+
+    fn table_with_rule(rule: Rule) -> Ruleset {
+        let table = Table::new()
+            .with_set("v4", Set::new(DataType::Ipv4Addr, true))
+            .with_set("ports", Set::new(DataType::InetService, false))
+            .with_chain("target", Chain::default())
+            .with_chain(
+                "base",
+                Chain::base(BaseChain::filter(Hook::Input, 0, Policy::Accept), []),
+            )
+            .with_chain("c", Chain::regular([rule]));
+        Ruleset::new().with_table(TableId::inet("t"), table)
+    }
+
+    fn problems_of(rule: Rule) -> Vec<String> {
+        table_with_rule(rule)
+            .validate()
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    fn v4(s: &str) -> Value {
+        Value::Net(s.parse().unwrap())
+    }
+
+    #[test]
+    fn valid_rules_pass() {
+        let rules = [
+            Rule::new()
+                .matching(Key::Saddr(IpFamily::V4), Rhs::set("v4"))
+                .accept(),
+            Rule::new()
+                .matching(Key::Sport(PortProto::Tcp), Value::port(1000))
+                .matching(Key::Dport(PortProto::Tcp), Value::port(80))
+                .accept(),
+            Rule::new()
+                .not_matching(Key::Sport(PortProto::Tcp), Value::Range(1000, 1000))
+                .not_matching(Key::Dport(PortProto::Tcp), Value::port(80))
+                .accept(),
+            Rule::new()
+                .matching(Key::L4Proto, Rhs::any_of([Value::Int(6), Value::Int(17)]))
+                .matching(Key::Dport(PortProto::Th), Rhs::set("ports"))
+                .jump("target"),
+            Rule::new()
+                .matching(Key::CtState, Value::CtState(CtState::NEW))
+                .set_mark(0xff00, 0x0100)
+                .counter()
+                .comment("ok"),
+        ];
+        for rule in rules {
+            let text = rule.to_string();
+            assert_eq!(problems_of(rule), Vec::<String>::new(), "{text}");
+        }
+    }
+
+    #[test]
+    fn forms_nft_would_rewrite_or_refuse_are_explained() {
+        let cases: Vec<(Rule, &str)> = vec![
+            (
+                Rule::new()
+                    .matching(Key::L4Proto, Value::Int(6))
+                    .matching(Key::Dport(PortProto::Th), Value::port(80)),
+                "folds into the port",
+            ),
+            (
+                Rule::new()
+                    .matching(Key::Dport(PortProto::Tcp), Value::port(80))
+                    .matching(Key::Sport(PortProto::Tcp), Value::port(1000)),
+                "write `tcp dport 80` right after `tcp sport 1000`",
+            ),
+            (
+                Rule::new()
+                    .not_matching(Key::Sport(PortProto::Udp), Value::port(1))
+                    .not_matching(Key::Dport(PortProto::Udp), Value::port(2)),
+                "matches unless both are equal",
+            ),
+            (
+                Rule::new()
+                    .matching(Key::Sport(PortProto::Th), Value::port(1))
+                    .matching(Key::Dport(PortProto::Th), Value::port(2)),
+                "cannot list back",
+            ),
+            (
+                Rule::new().matching(
+                    Key::Saddr(IpFamily::V4),
+                    Rhs::AnyOf([v4("10.0.0.0/25"), v4("10.0.0.128/25")].into()),
+                ),
+                "is stored by nft as `ip saddr 10.0.0.0/24`",
+            ),
+            (
+                Rule::new().matching(
+                    Key::Dport(PortProto::Tcp),
+                    Rhs::AnyOf([Value::port(80)].into()),
+                ),
+                "stored by nft as `tcp dport 80`",
+            ),
+            (
+                Rule::new().matching(Key::Saddr(IpFamily::V4), v4("10.0.0.5/24")),
+                "has host bits set",
+            ),
+            (
+                Rule::new().matching(Key::Saddr(IpFamily::V6), Rhs::set("v4")),
+                "set v4 holds ipv4_addr, the match compares ipv6_addr",
+            ),
+            (Rule::new().jump("base"), "is a base chain"),
+            (Rule::new().jump("nowhere"), "there is no chain nowhere"),
+            (Rule::new().accept().counter(), "ends the rule"),
+            (Rule::new().set_mark(0xff, 0x100), "bits outside mask"),
+            (Rule::new().log("say \"hi\""), "double quote"),
+            (
+                Rule::new().matching(Key::Iifname, Value::name("a*b")),
+                "only allowed at the end",
+            ),
+            (
+                Rule::new().matching(Key::Iifname, Value::name("much-too-long-name")),
+                "longer than 15 bytes",
+            ),
+            (
+                Rule::new().matching(Key::Dport(PortProto::Tcp), Value::Int(70000)),
+                "larger than 65535",
+            ),
+            (
+                Rule::new().matching(
+                    Key::CtState,
+                    Rhs::AnyOf(
+                        [
+                            Value::CtState(CtState::NEW),
+                            Value::CtState(CtState::INVALID),
+                        ]
+                        .into(),
+                    ),
+                ),
+                "list the states in one value",
+            ),
+            (
+                Rule::new().matching(
+                    Key::Concat(vec![Key::Saddr(IpFamily::V4), Key::Dport(PortProto::Tcp)]),
+                    Value::Concat(vec![v4("10.0.0.1/32"), Value::port(1)]),
+                ),
+                "can only be compared with a set",
+            ),
+            (Rule::new(), "at least one statement"),
+        ];
+        for (rule, want) in cases {
+            let text = rule.to_string();
+            let problems = problems_of(rule);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains(want) && p.contains("table inet t, chain c, rule 1")),
+                "`{text}`: expected a problem mentioning {want:?}, got {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_problems() {
+        let set = |key, interval, elements: Vec<Value>| {
+            let mut s = Set::new(key, interval);
+            s.elements = elements.into_iter().collect();
+            Ruleset::new().with_table(TableId::inet("t"), Table::new().with_set("s", s))
+        };
+        let cases = [
+            (
+                set(DataType::Ipv4Addr, false, vec![v4("10.0.0.0/24")]),
+                "needs the interval flag",
+            ),
+            (
+                set(
+                    DataType::Ipv4Addr,
+                    true,
+                    vec![v4("10.0.0.0/16"), v4("10.0.1.0/24")],
+                ),
+                "overlap",
+            ),
+            (
+                set(DataType::InetService, true, vec![Value::Range(80, 80)]),
+                "listed back by nft as 80",
+            ),
+            (
+                set(DataType::Ipv6Addr, false, vec![v4("10.0.0.1/32")]),
+                "is not a value of type ipv6_addr",
+            ),
+            (
+                set(DataType::Concat(vec![DataType::Ipv4Addr]), false, vec![]),
+                "at least two parts",
+            ),
+        ];
+        for (ruleset, want) in cases {
+            let problems: Vec<String> = ruleset.validate().iter().map(|p| p.to_string()).collect();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains(want) && p.contains("set s")),
+                "expected {want:?}, got {problems:?}"
+            );
+        }
+        let both = Ruleset::new().with_table(
+            TableId::inet("t"),
+            Table::new()
+                .with_set("x", Set::new(DataType::IfName, false))
+                .with_map("x", crate::model::Map::new(DataType::IfName, false)),
+        );
+        assert!(
+            both.validate()
+                .iter()
+                .any(|p| p.message.contains("share one namespace"))
+        );
+        let bad_name = Ruleset::new().with_table(
+            TableId::inet("t"),
+            Table::new().with_chain("1st chain", Chain::default()),
+        );
+        assert!(
+            bad_name
+                .validate()
+                .iter()
+                .any(|p| p.message.contains("not an nft identifier"))
+        );
+    }
+}
