@@ -80,6 +80,6 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
             None => bail!("failed to create resources from file: no resources specified"),
         }
     };
-    print!("{}", documents(&[output], json));
+    crate::output::emit(&documents(&[output], json))?;
     Ok(())
 }

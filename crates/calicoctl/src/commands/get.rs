@@ -97,7 +97,7 @@ pub async fn run(global: &Global, args: &GetArgs) -> anyhow::Result<()> {
             }
         }
     }
-    print!("{out}");
+    crate::output::emit(&out)?;
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
     }

@@ -69,7 +69,7 @@ pub async fn run(global: &Global, command: &IpamCommand) -> anyhow::Result<ExitC
             } else {
                 format_utilization(&ipam.utilization(&[]).await.map_err(ipam_error)?, false)
             };
-            print!("{text}");
+            crate::output::emit(&text)?;
         }
         IpamCommand::Check {
             show_all_ips,
@@ -87,10 +87,7 @@ pub async fn run(global: &Global, command: &IpamCommand) -> anyhow::Result<ExitC
                 meta,
             };
             let check = ipam.check(&input).await.map_err(ipam_error)?;
-            print!(
-                "{}",
-                check.render(*show_all_ips, *show_all_ips || *show_problem_ips)
-            );
+            crate::output::emit(&check.render(*show_all_ips, *show_all_ips || *show_problem_ips))?;
             if let Some(path) = output {
                 std::fs::write(path, check.report.to_json())
                     .with_context(|| format!("cannot write the report to {path}"))?;
@@ -115,7 +112,7 @@ pub async fn run(global: &Global, command: &IpamCommand) -> anyhow::Result<ExitC
                     .release_from_reports(&reports, &meta, crate::VERSION, *force)
                     .await
                     .map_err(|e| anyhow!("{}", display_chain(&e)))?;
-                print!("{}", format_release_from_reports(&released));
+                crate::output::emit(&format_release_from_reports(&released))?;
             } else if let Some(ip) = ip {
                 let addr = parse_ip(ip)?;
                 let outcome = ipam
@@ -126,15 +123,12 @@ pub async fn run(global: &Global, command: &IpamCommand) -> anyhow::Result<ExitC
                     }])
                     .await
                     .map_err(|e| anyhow!("error: {}", display_chain(&e)))?;
-                print!(
-                    "{}",
-                    format_release_ip(addr, &outcome).map_err(|e| anyhow!(e))?
-                );
+                crate::output::emit(&format_release_ip(addr, &outcome).map_err(|e| anyhow!(e))?)?;
             }
         }
         IpamCommand::Configure { .. } => {
             let args = configure.expect("parsed above for configure");
-            print!("{}", ipam.configure(&args).await.map_err(ipam_error)?);
+            crate::output::emit(&ipam.configure(&args).await.map_err(ipam_error)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)

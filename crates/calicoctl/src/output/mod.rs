@@ -45,6 +45,19 @@ impl Format {
     }
 }
 
+/// Writes command output to stdout. A reader that went away (`| head`)
+/// ends the output quietly rather than as an error.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Objects printed as calicoctl prints them: one on its own, several as a
 /// sequence. YAML ends with a newline; JSON, as Go writes it, does not.
 pub fn documents(objects: &[Value], json: bool) -> String {
