@@ -60,18 +60,22 @@ fn pod_labels(i: usize) -> BTreeMap<String, String> {
     ])
 }
 
+/// Pods are spread over nodes by a hash, so each node hosts a mix of apps
+/// and namespaces.
+fn node_of(i: usize) -> usize {
+    ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % NODES
+}
+
 fn pod(i: usize) -> WorkloadEndpoint {
     let ns = i % NAMESPACES;
+    let node = node_of(i);
     let mut w = WorkloadEndpoint {
-        metadata: ObjectMeta::namespaced(
-            format!("ns{ns}"),
-            format!("node{}-k8s-pod{i}-eth0", i % NODES),
-        ),
+        metadata: ObjectMeta::namespaced(format!("ns{ns}"), format!("node{node}-k8s-pod{i}-eth0")),
         ..Default::default()
     };
     w.metadata.labels = pod_labels(i);
     w.spec.orchestrator = "k8s".into();
-    w.spec.node = format!("node{}", i % NODES);
+    w.spec.node = format!("node{node}");
     w.spec.pod = format!("pod{i}");
     w.spec.endpoint = "eth0".into();
     w.spec.interface_name = format!("cali{i:011x}");
@@ -321,12 +325,14 @@ fn bench_engine_node(c: &mut Criterion) {
     engine.apply_all(base);
     engine.apply_all(endpoints);
 
+    let local: Vec<usize> = (0..100_000).filter(|&i| node_of(i) == 0).collect();
+    let remote: Vec<usize> = (0..100_000).filter(|&i| node_of(i) != 0).collect();
     let mut g = c.benchmark_group("engine_node");
     let mut n = 0usize;
     g.bench_function("remote_endpoint_relabel", |b| {
         b.iter(|| {
             n += 1;
-            let i = ((n * 7919) % 100_000) | 1; // odd: never on node0
+            let i = remote[(n * 7919) % remote.len()];
             let mut w = pod(i);
             w.metadata
                 .labels
@@ -338,7 +344,7 @@ fn bench_engine_node(c: &mut Criterion) {
     g.bench_function("local_endpoint_relabel", |b| {
         b.iter(|| {
             n += 1;
-            let i = ((n * 7919) % 1_000) * NODES; // node0
+            let i = local[(n * 7919) % local.len()];
             let mut w = pod(i);
             w.metadata
                 .labels

@@ -60,8 +60,8 @@ pub enum InvalidResource {
     IpVersion { field: String, value: u8 },
     #[error("{field}: a tier's default action must be Deny or Pass, not {value}")]
     TierAction { field: String, value: String },
-    #[error("{field}: a named port needs a protocol of TCP, UDP or SCTP")]
-    NamedPortProtocol { field: String },
+    #[error("{field}: {what} is not supported yet")]
+    Unsupported { field: String, what: &'static str },
 }
 
 fn parse_selector(field: &str, text: &str) -> Result<Selector, InvalidResource> {
@@ -585,6 +585,14 @@ fn split_ports(ports: &[Port]) -> (Vec<PortRange>, Vec<String>) {
 }
 
 fn side(field: &str, er: &EntityRule, ns: &str) -> Result<SideDef, InvalidResource> {
+    // Matching a Kubernetes Service needs its endpoint slices, which the
+    // engine is not given; refusing is safer than ignoring the criterion.
+    if er.services.is_some() {
+        return Err(InvalidResource::Unsupported {
+            field: format!("{field}.services"),
+            what: "matching Kubernetes Services",
+        });
+    }
     let positive = entity_rule_selector(field, er, ns)?;
     // With a positive selector the rule only matches known endpoints, so
     // the negated selector can narrow it instead of needing its own set.
@@ -802,6 +810,23 @@ mod tests {
         assert_eq!(
             def.selector,
             Selector::parse("(has(projectcalico.org/namespace)) && pcns.team == 'a'").unwrap()
+        );
+    }
+
+    #[test]
+    fn service_matches_are_refused_with_the_field() {
+        let mut p = NetworkPolicy::default();
+        p.metadata.namespace = "ns".into();
+        let mut r = Rule::new(Action::Allow);
+        r.destination.services = Some(calico_model::ServiceMatch {
+            name: "kubernetes".into(),
+            namespace: "default".into(),
+        });
+        p.spec.egress = vec![Rule::new(Action::Log), r];
+        let err = network_policy(&p, PolicyKind::NetworkPolicy).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.egress[1].destination.services: matching Kubernetes Services is not supported yet"
         );
     }
 
