@@ -29,29 +29,57 @@
 //! and rejected: reading the kernel back means decoding its register-level
 //! bytecode into matches again (nft's largest component), and the Rust
 //! crates for it are either bindings to libnftnl or young pure-netlink
-//! crates without that decoder. Measured on the project's machines, the
-//! cost of an nft run is dominated by the kernel's transaction commit and
-//! nft's cache fill, which a netlink client would pay too (see
-//! `bench/RESULTS.md`).
+//! crates without that decoder. Measured here (see `bench/RESULTS.md`),
+//! a chain update costs about what the kernel's commit of one chain costs
+//! in an otherwise empty table, so netlink would not make it cheaper; an
+//! element update costs a few milliseconds more than its floor, except in
+//! tables with large interval sets (below).
 //!
 //! Script text rather than JSON for writes: nft reports errors with a line
 //! and column, and with one statement per line the line is the statement
-//! (see [`reconcile::Rejection`]); JSON input errors carry no position.
-//! JSON for reads, with `-n` so numbers are printed as numbers: it is
-//! nft's machine interface, and the model's parser covers exactly the
-//! subset the model renders. The `nftables` crate (a serde model of the
+//! (see [`reconcile::Rejection`], which also quotes the element nft
+//! pointed at); JSON input errors carry no position. JSON for reads, with
+//! `-n` so protocols, ICMP types and connection states come back as
+//! numbers (no name tables, nothing depending on `/etc/protocols`): it is
+//! nft's machine interface, and the parser covers exactly the subset the
+//! model renders. The `nftables` crate (a well-kept serde model of the
 //! whole JSON schema) was considered; it would still need a translation
 //! into this typed model, so the small parser over `serde_json::Value` is
 //! less code than the dependency.
 //!
 //! # Canonical forms
 //!
-//! nft stores some things differently from how they are written (an
-//! anonymous set of adjacent prefixes is merged; `meta l4proto tcp th
-//! dport 80` is listed as `tcp dport 80`). The model admits only the forms
-//! nft lists back, so that a ruleset read from the kernel equals the one
-//! applied and a repair changes nothing when nothing drifted;
-//! [`Ruleset::validate`] explains what to write instead.
+//! nft stores some things differently from how they are written: an
+//! anonymous set of adjacent prefixes is merged; a one-element anonymous
+//! set becomes a plain value; `meta l4proto tcp th dport 80` is listed as
+//! `tcp dport 80`; `tcp dport 80 tcp sport 1` becomes one comparison listed
+//! as `tcp sport 1 tcp dport 80`. The model admits only the forms nft lists
+//! back, so that a ruleset read from the kernel equals the one applied and
+//! a repair changes nothing when nothing drifted: [`Rhs::any_of`] and
+//! [`Set::with_elements`] produce them, and [`Ruleset::validate`] explains
+//! what to write instead of anything else. One rewrite changes meaning and
+//! is refused for that reason: nft 1.0.6 merges `tcp sport != 1 tcp dport
+//! != 2` into a test that matches unless both are equal. A property test
+//! applies thousands of random rules to a real kernel and reads them back.
+//!
+//! # Cost of an update
+//!
+//! The reconciler remembers what it applied and diffs against that: an
+//! update is one nft run and no listing. nft 1.0.6 fetches the elements of
+//! every interval set in the table before any element update, so a table
+//! with 10,000 CIDRs in an interval set pays for that listing on each
+//! element change, while 10,000 addresses in a plain (hash) set do not.
+//! Generators should put single addresses in sets without the interval
+//! flag (as Calico's `hash:ip` sets) and keep interval sets for CIDRs.
+//!
+//! # For the generator
+//!
+//! Build the [`Ruleset`] with the constructors ([`Rule::new`] and its
+//! builder methods, [`Rhs::any_of`], [`Set::with_elements`]), check it with
+//! [`Ruleset::validate`], and golden-test it as text with
+//! `Transaction::create(&ruleset).render()`: that is exactly the script the
+//! reconciler sends for a fresh node, one statement per line, in a
+//! deterministic order.
 
 pub mod diff;
 pub mod model;

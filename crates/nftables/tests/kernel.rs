@@ -204,6 +204,26 @@ fn repair_puts_back_what_was_changed_behind_its_back() {
     assert_eq!(observed.unreadable.len(), 1, "{:?}", observed.unreadable);
     reconciler.repair_blocking(&desired).expect("repair");
     assert_kernel_equals(&ns, &desired);
+
+    // An object kind the model has no form for (a named counter): the
+    // table is replaced as a whole, in one transaction.
+    ns.nft(&["add", "counter", "inet", "calico", "stray"]);
+    let observed = read(&ns);
+    assert!(
+        observed
+            .unreadable
+            .contains_key(&calico_nftables::Unreadable::Table(calico())),
+        "{:?}",
+        observed.unreadable
+    );
+    let report = reconciler.repair_blocking(&desired).expect("repair");
+    assert_eq!(
+        report.statements,
+        1 + Transaction::create(&desired).len(),
+        "delete table, then create"
+    );
+    assert_kernel_equals(&ns, &desired);
+    assert!(!ns.ruleset_text().contains("stray"));
 }
 
 #[test]
