@@ -1,0 +1,295 @@
+//! A simulated node for kernel tests and the benchmark: one network
+//! namespace plays the host, others play pods, attached as Calico's CNI
+//! plugin attaches them (calico-netlink's workload plumbing: a `cali…` veth,
+//! a /32 route, proxy ARP). The agent's tables are reconciled into the node
+//! namespace with calico-nftables' reconciler, through `nsenter`; the test
+//! process never changes namespace on its own threads.
+//!
+//! Listeners and probes: TCP listeners and UDP echo servers in each pod, and
+//! probes that open their socket inside the source pod (on a dedicated
+//! thread, bound to a chosen source port) and wait for an answer from
+//! outside it.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use calico_netlink::testing::ScratchNetns;
+use calico_netlink::{HostNetwork, WorkloadInterface, default_routes};
+use calico_nftables::{NftCli, NftCommand, Reconciler, TableId};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// The node namespace with its pods.
+pub struct Node {
+    pub ns: ScratchNetns,
+    host: HostNetwork,
+    pub pods: Vec<Pod>,
+}
+
+/// One pod: its namespace, address and host-side interface.
+pub struct Pod {
+    pub ns: ScratchNetns,
+    pub ip: Ipv4Addr,
+    pub iface: String,
+}
+
+impl Node {
+    /// A node namespace with forwarding on, as the agent sets it, and an
+    /// uplink carrying the node's address and default route (a veth pair
+    /// with both ends inside: this kernel has no dummy devices). Proxy ARP
+    /// answers for the pods' gateway only when the node has a route to it.
+    pub fn new(tag: &str) -> Node {
+        let ns = ScratchNetns::new(tag);
+        for cmd in [
+            "ip link add uplink0 type veth peer name uplink1",
+            "ip link set uplink0 up",
+            "ip link set uplink1 up",
+            "ip addr add 10.99.0.1/32 dev uplink0",
+            "ip route add default dev uplink0",
+            "sysctl -q -w net.ipv4.ip_forward=1",
+        ] {
+            ns.exec(&cmd.split(' ').collect::<Vec<_>>())
+                .unwrap_or_else(|e| panic!("node setup `{cmd}`: {e}"));
+        }
+        let host = HostNetwork::new(ns.open()).expect("netlink socket in the node namespace");
+        Node {
+            ns,
+            host,
+            pods: Vec::new(),
+        }
+    }
+
+    /// Creates a pod namespace and plumbs it with `iface` and `ip`.
+    pub fn add_pod(&mut self, tag: &str, iface: &str, ip: Ipv4Addr) -> usize {
+        let pod = ScratchNetns::new(tag);
+        let spec = WorkloadInterface {
+            host_ifname: iface.into(),
+            pod_ifname: "eth0".into(),
+            addresses: vec![IpAddr::V4(ip)],
+            routes: default_routes(),
+            mtu: None,
+            queues: None,
+            pod_mac: None,
+            allow_ip_forwarding: false,
+            host_routes: true,
+        };
+        self.host
+            .add_workload(pod.netns(), &spec)
+            .unwrap_or_else(|e| panic!("plumbing pod {iface}: {e}"));
+        self.pods.push(Pod {
+            ns: pod,
+            ip,
+            iface: iface.into(),
+        });
+        self.pods.len() - 1
+    }
+
+    /// A reconciler owning `tables` inside the node namespace.
+    pub fn reconciler(&self, tables: Vec<TableId>) -> Reconciler<NftCli> {
+        Reconciler::new(NftCli::new(NftCommand::in_netns(self.ns.path())), tables)
+    }
+}
+
+/// TCP listeners and UDP echo servers on some ports of one pod; stopped on
+/// drop.
+pub struct Listeners {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Listeners {
+    pub fn start(pod: &Pod, ports: &[u16]) -> Listeners {
+        let addr = IpAddr::V4(pod.ip);
+        let sockets = pod
+            .ns
+            .netns()
+            .run(|| -> io::Result<Vec<(TcpListener, UdpSocket)>> {
+                ports
+                    .iter()
+                    .map(|p| {
+                        let tcp = TcpListener::bind(SocketAddr::new(addr, *p))?;
+                        let udp = UdpSocket::bind(SocketAddr::new(addr, *p))?;
+                        Ok((tcp, udp))
+                    })
+                    .collect()
+            })
+            .expect("entering the pod namespace")
+            .expect("binding listeners");
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (tcp, udp) in sockets {
+            tcp.set_nonblocking(true).expect("non-blocking listener");
+            let stopped = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    match tcp.accept() {
+                        // The handshake is the answer; the connection is
+                        // closed at once.
+                        Ok((stream, _)) => drop(stream),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+            udp.set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("UDP read timeout");
+            let stopped = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while !stopped.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = udp.recv_from(&mut buf) {
+                        let _ = udp.send_to(&buf[..n], from);
+                    }
+                }
+            }));
+        }
+        Listeners { stop, threads }
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// One connection attempt from a pod to an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub src_pod: usize,
+    pub transport: Transport,
+    pub src_port: u16,
+    pub dst: SocketAddr,
+}
+
+/// What a probe saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer came back (a handshake, an echo, or a refusal): the
+    /// packet got through.
+    Answered,
+    /// Nothing within the timeout: dropped.
+    Silent,
+    /// Something else went wrong (the probe itself is broken).
+    Failed(String),
+}
+
+fn open(pod: &Pod, probes: &[Probe]) -> Vec<io::Result<Socket>> {
+    let src = pod.ip;
+    pod.ns
+        .netns()
+        .run(|| {
+            probes
+                .iter()
+                .map(|p| {
+                    let (ty, proto) = match p.transport {
+                        Transport::Tcp => (Type::STREAM, Protocol::TCP),
+                        Transport::Udp => (Type::DGRAM, Protocol::UDP),
+                    };
+                    let socket = Socket::new(Domain::IPV4, ty, Some(proto))?;
+                    socket.set_reuse_address(true)?;
+                    socket.bind(&SockAddr::from(SocketAddr::new(
+                        IpAddr::V4(src),
+                        p.src_port,
+                    )))?;
+                    Ok(socket)
+                })
+                .collect()
+        })
+        .expect("entering the pod namespace")
+}
+
+fn attempt(socket: Socket, probe: &Probe, timeout: Duration) -> Outcome {
+    let dst = SockAddr::from(probe.dst);
+    let refused = |e: &io::Error| e.kind() == io::ErrorKind::ConnectionRefused;
+    let silent = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        )
+    };
+    match probe.transport {
+        Transport::Tcp => match socket.connect_timeout(&dst, timeout) {
+            Ok(()) => Outcome::Answered,
+            Err(e) if refused(&e) => Outcome::Answered,
+            Err(e) if silent(&e) => Outcome::Silent,
+            Err(e) => Outcome::Failed(e.to_string()),
+        },
+        Transport::Udp => {
+            let run = || -> io::Result<Outcome> {
+                socket.connect(&dst)?;
+                let payload = format!("probe {}", probe.src_port);
+                socket.send(payload.as_bytes())?;
+                let deadline = Instant::now() + timeout;
+                let udp: UdpSocket = socket.into();
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(Outcome::Silent);
+                    }
+                    udp.set_read_timeout(Some(left))?;
+                    let mut buf = [0u8; 512];
+                    match udp.recv(&mut buf) {
+                        Ok(n) if &buf[..n] == payload.as_bytes() => return Ok(Outcome::Answered),
+                        Ok(_) => continue,
+                        Err(e) if refused(&e) => return Ok(Outcome::Answered),
+                        Err(e) if silent(&e) => return Ok(Outcome::Silent),
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            run().unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+        }
+    }
+}
+
+/// Runs every probe at once and returns what each saw, in order.
+pub fn run_probes(pods: &[Pod], probes: &[Probe], timeout: Duration) -> Vec<Outcome> {
+    let mut sockets: Vec<Option<io::Result<Socket>>> = (0..probes.len()).map(|_| None).collect();
+    for (index, pod) in pods.iter().enumerate() {
+        let mine: Vec<usize> = (0..probes.len())
+            .filter(|i| probes[*i].src_pod == index)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let list: Vec<Probe> = mine.iter().map(|i| probes[*i]).collect();
+        for (i, socket) in mine.into_iter().zip(open(pod, &list)) {
+            sockets[i] = Some(socket);
+        }
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sockets
+            .into_iter()
+            .zip(probes)
+            .map(|(socket, probe)| {
+                scope.spawn(move || match socket.expect("opened above") {
+                    Ok(s) => attempt(s, probe, timeout),
+                    Err(e) => Outcome::Failed(format!("opening the socket: {e}")),
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Outcome::Failed("probe panicked".into()))
+            })
+            .collect()
+    })
+}
