@@ -463,6 +463,16 @@ prod        knp.default.db   default   1000    projectcalico.org/orchestrator ==
         "{}",
         err.stderr
     );
+    let err = ctl
+        .run(&["label", "np", "knp.default.db", "-n", "prod", "a=b"])
+        .failed();
+    assert!(
+        err.stderr.contains(
+            "operation apply or replace is not supported on NetworkPolicy(prod/knp.default.db)"
+        ),
+        "{}",
+        err.stderr
+    );
     // ...but deletes it through its Kubernetes manifest.
     ctl.run(&["delete", "-f", &kfile]).ok();
     let err = ctl
@@ -567,6 +577,19 @@ spec:
     assert_eq!(
         err.stderr.trim_end(),
         "failed to apply 'ClusterInformation' resource: [operation apply is not supported on ClusterInformation: resource is readonly]"
+    );
+    let err = ctl
+        .run(&[
+            "patch",
+            "clusterinfo",
+            "default",
+            "-p",
+            r#"{"spec":{"clusterType":"x"}}"#,
+        ])
+        .failed();
+    assert_eq!(
+        err.stderr.trim_end(),
+        "hit error: updating existing resource: operation apply or replace is not supported on ClusterInformation"
     );
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail};
 
-use super::{error_text, resolve_kind, scope};
+use super::{error_text, resolve_kind, resources, scope};
 use crate::cli::{Global, LabelArgs};
 use crate::datastore::connect_checked;
 
@@ -25,6 +25,9 @@ pub async fn run(global: &Global, args: &LabelArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow!("failed to get {kind_arg} {name}, error {}", error_text(&e)))?;
 
+    if let Some(message) = resources::refused(&resource, resources::Action::Replace) {
+        bail!("failed to update {kind_arg} {name}, label not changed: {message}");
+    }
     let labels = &mut resource.metadata_mut().labels;
     let mut overwritten = false;
     if args.remove {

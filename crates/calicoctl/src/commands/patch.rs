@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use calico_model::resource::AnyResource;
 
-use super::{error_text, resolve_kind, scope};
+use super::{error_text, resolve_kind, resources, scope};
 use crate::cli::{Global, PatchArgs};
 use crate::datastore::connect_checked;
 
@@ -33,6 +33,11 @@ pub async fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<()> {
         .get(kind, scope.namespace(), &args.name)
         .await
         .map_err(|e| anyhow!("hit error: {}", error_text(&e)))?;
+    // calicoctl writes a patch as a replace, and refuses it where it
+    // refuses one.
+    if let Some(message) = resources::refused(&current, resources::Action::Replace) {
+        bail!("hit error: updating existing resource: {message}");
+    }
     let mut doc = current.to_json_value();
     merge_patch(&mut doc, &patch);
     let mut patched = AnyResource::from_json_value_of_kind(current.kind(), doc)

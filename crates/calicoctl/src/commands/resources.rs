@@ -10,6 +10,7 @@
 //! has no flag to change either. Checks that need the datastore (the tier
 //! exists, pools do not overlap, the resource exists) still happen per
 //! resource as they are written, with Calico's partial-success messages.
+//! `validate` lists every invalid resource the same way.
 
 use std::collections::BTreeSet;
 
@@ -258,7 +259,7 @@ fn metadata_for_create(resource: &AnyResource) -> AnyResource {
 /// What calicoctl refuses before asking the datastore: Calico policies
 /// named like converted Kubernetes policies, and ClusterInformation, which
 /// calico-node owns.
-fn refused(resource: &AnyResource, action: Action) -> Option<String> {
+pub fn refused(resource: &AnyResource, action: Action) -> Option<String> {
     let id = {
         let m = resource.metadata();
         calico_client::ResourceId::new(resource.kind(), m.namespace.clone(), m.name.clone())
