@@ -12,4 +12,6 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
+log_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$log_dir"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log_dir/test-output.log"
