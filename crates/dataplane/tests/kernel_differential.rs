@@ -37,8 +37,10 @@ use support::node::{Listeners, Node, Outcome, Probe, Transport, run_probes};
 const LOCAL_PODS: usize = 8;
 const REMOTE_PODS: usize = 2;
 const POLICIES: usize = 6;
-const DEFAULT_ROUNDS: usize = 8;
-const DEFAULT_SEEDS: [u64; 2] = [0x0ca1_1c00_0000_0001, 0x0ca1_1c00_0000_0002];
+const DEFAULT_ROUNDS: usize = 7;
+/// Seeds whose random policies allow between a third and two thirds of
+/// the probes, so that both kinds of mistake would show.
+const DEFAULT_SEEDS: [u64; 3] = [3, 23, 26];
 /// How long a denied probe waits. Probes run in parallel, so a round costs
 /// about this much however many probes it has.
 const TIMEOUT: Duration = Duration::from_millis(700);
@@ -144,15 +146,16 @@ struct Tally {
 
 #[test]
 fn kernel_enforces_what_the_reference_evaluator_says() {
-    let seeds: Vec<u64> = match std::env::var("DIFFERENTIAL_SEED") {
-        Ok(s) => vec![
+    let replay = std::env::var("DIFFERENTIAL_SEED").ok();
+    let seeds: Vec<u64> = match &replay {
+        Some(s) => vec![
             s.trim_start_matches("0x")
                 .parse::<u64>()
                 .ok()
                 .or_else(|| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
                 .expect("DIFFERENTIAL_SEED is a number"),
         ],
-        Err(_) => DEFAULT_SEEDS.to_vec(),
+        None => DEFAULT_SEEDS.to_vec(),
     };
     let rounds: usize = std::env::var("DIFFERENTIAL_ROUNDS")
         .ok()
@@ -178,8 +181,6 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
     // works (and neighbour caches are warm).
     let warmup = probes(&node, &mut next_port);
     let outcomes = run_probes(&node.pods, &warmup, TIMEOUT * 3);
-    let silent = outcomes.iter().filter(|o| **o == Outcome::Silent).count();
-    eprintln!("warm-up: {silent} of {} silent", outcomes.len());
     for (probe, outcome) in warmup.iter().zip(&outcomes) {
         assert_eq!(
             *outcome,
@@ -310,10 +311,12 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(
-        tally.allowed * 10 > tally.probes && tally.denied * 10 > tally.probes,
-        "the random policies must both allow and deny a fair share: {tally:?}"
-    );
+    if replay.is_none() {
+        assert!(
+            tally.allowed * 10 > tally.probes && tally.denied * 10 > tally.probes,
+            "the random policies must both allow and deny a fair share: {tally:?}"
+        );
+    }
     assert!(
         tally.incremental_statements < tally.full_statements,
         "changes must be applied as differences: {tally:?}"

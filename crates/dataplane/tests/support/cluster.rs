@@ -234,7 +234,7 @@ impl Cluster {
     }
 
     fn profile_rules(&mut self) -> Vec<Rule> {
-        if self.rng.chance(0.7) {
+        if self.rng.chance(0.85) {
             return vec![Rule::new(Action::Allow)];
         }
         let mut rules: Vec<Rule> = (0..self.rng.between(1, 2))
@@ -252,7 +252,7 @@ impl Cluster {
             ..Default::default()
         };
         t.spec.order = Some(order + self.rng.between(0, 150) as f64);
-        t.spec.default_action = Some(if self.rng.chance(0.5) {
+        t.spec.default_action = Some(if self.rng.chance(0.3) {
             Action::Deny
         } else {
             Action::Pass
@@ -326,9 +326,9 @@ impl Cluster {
     /// A random rule; `action` forces the action.
     fn rule(&mut self, action: Option<Action>) -> Rule {
         let action = action.unwrap_or_else(|| match self.rng.below(20) {
-            0..=7 => Action::Allow,
-            8..=12 => Action::Deny,
-            13..=16 => Action::Pass,
+            0..=8 => Action::Allow,
+            9..=11 => Action::Deny,
+            12..=16 => Action::Pass,
             _ => Action::Log,
         });
         let mut r = Rule::new(action);
