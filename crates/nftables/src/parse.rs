@@ -421,11 +421,17 @@ fn parse_set_mark(body: &Json) -> Result<Statement, Reason> {
         return Err(format!("mangle {body}"));
     }
     let value = body.get("value").ok_or("mangle without value")?;
-    let binop = |json: &Json, op: &str| -> Option<(Json, Json)> {
+    // `{"op": [meta mark, N]}` and `{"op": [X, N]}`: the left operand and N.
+    let binop = |json: &'_ Json, op: &str| -> Option<(Json, Json)> {
         match json.get(op)?.as_array()?.as_slice() {
             [a, b] => Some((a.clone(), b.clone())),
             _ => None,
         }
+    };
+    let masked = |json: &Json| {
+        binop(json, "&")
+            .filter(|(m, _)| is_meta_mark(m))
+            .map(|(_, and)| and)
     };
     let (mask, value) = if value.is_number() {
         (u32::MAX, u32_of(value)?)
@@ -433,14 +439,12 @@ fn parse_set_mark(body: &Json) -> Result<Statement, Reason> {
         let or = u32_of(&or)?;
         if is_meta_mark(&lhs) {
             (or, or)
-        } else if let Some((inner, and)) = binop(&lhs, "&").filter(|(m, _)| is_meta_mark(m)) {
-            let _ = inner;
+        } else if let Some(and) = masked(&lhs) {
             (!u32_of(&and)? | or, or)
         } else {
             return Err(format!("mangle {body}"));
         }
-    } else if let Some((lhs, and)) = binop(value, "&").filter(|(m, _)| is_meta_mark(m)) {
-        let _ = lhs;
+    } else if let Some(and) = masked(value) {
         (!u32_of(&and)?, 0)
     } else {
         return Err(format!("mangle {body}"));
@@ -739,6 +743,21 @@ mod tests {
                 value: 0
             }
         );
+    }
+
+    #[test]
+    fn ct_state_in_every_listed_form() {
+        let parse = |right: &str| {
+            let body: Json = serde_json::from_str(&format!(
+                r#"{{"op": "!=", "left": {{"ct": {{"key": "state"}}}}, "right": {right}}}"#
+            ))
+            .unwrap();
+            parse_match(&body).unwrap().rhs
+        };
+        let state = |bits| Rhs::One(Value::CtState(CtState(bits)));
+        assert_eq!(parse("1"), state(1));
+        assert_eq!(parse("[2, 4]"), state(6));
+        assert_eq!(parse(r#"{"|": [{"|": [1, 2]}, 8]}"#), state(11));
     }
 
     #[test]
