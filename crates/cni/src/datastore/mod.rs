@@ -56,7 +56,7 @@ pub(crate) fn store_error(kind: &'static str, name: &str, error: ClientError) ->
     }
 }
 
-impl<B: Backend> EndpointStore for DatastoreStore<B> {
+impl<B: Backend + Clone> EndpointStore for DatastoreStore<B> {
     fn datastore_ready(&self) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
             match self
