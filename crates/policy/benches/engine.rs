@@ -373,11 +373,10 @@ fn bench_engine_node(c: &mut Criterion) {
     g.bench_function("namespace_relabel_100_endpoints", |b| {
         b.iter(|| {
             n += 1;
-            black_box(
-                engine
-                    .apply(namespace(n % NAMESPACES, n % 20).into())
-                    .unwrap(),
-            );
+            // A new team for the namespace on every visit.
+            let ns = n % NAMESPACES;
+            let team = (ns + n / NAMESPACES + 1) % 20;
+            black_box(engine.apply(namespace(ns, team).into()).unwrap());
         })
     });
     g.finish();

@@ -316,3 +316,36 @@ fn batch_reports_the_net_change() {
     );
     assert!(changes.ip_set_members_removed.is_empty());
 }
+
+#[test]
+fn sets_going_out_of_use_and_back_are_reported_in_full() {
+    let mut w = World::new();
+    w.apply(namespace("ns1", &[]));
+    w.apply(pod("ns1", "client", "10.0.1.2", &[("app", "client")]));
+    w.apply(allow_from_clients());
+    let server = pod("ns1", "server", "10.0.1.1", &[("app", "server")]);
+    let c = w.apply(server.clone());
+    assert_eq!(c.ip_sets_added, [clients_set()].into());
+    assert_eq!(
+        c.ip_set_members_added[&clients_set()],
+        [net("10.0.1.2/32")].into()
+    );
+    // The only selected pod goes: the policy and its set go out of use.
+    let c = w.apply(Update::DeleteWorkloadEndpoint {
+        namespace: "ns1".into(),
+        name: "node1-k8s-server-eth0".into(),
+    });
+    assert_eq!(c.ip_sets_removed, [clients_set()].into());
+    assert!(w.engine.ip_set(&clients_set()).is_none());
+    // Membership changes while unused are not reported...
+    let c = w.apply(pod("ns1", "client2", "10.0.1.3", &[("app", "client")]));
+    assert!(c.ip_set_members_added.is_empty(), "{c:?}");
+    // ...and the set comes back complete.
+    let c = w.apply(server);
+    assert_eq!(c.ip_sets_added, [clients_set()].into());
+    assert_eq!(
+        c.ip_set_members_added[&clients_set()],
+        [net("10.0.1.2/32"), net("10.0.1.3/32")].into()
+    );
+    assert_eq!(w.engine.stats().ip_sets, 1);
+}

@@ -5,6 +5,12 @@
 //! Members are reference counted, because two items may contribute the
 //! same address; a member appears when its first contributor does and
 //! disappears with its last.
+//!
+//! A set whose last user goes away is reported removed but kept, idle and
+//! still maintained, for a while ([`IDLE_SETS`] of them): a pod restarting
+//! on a node deactivates and reactivates its policies, and rebuilding a
+//! broad set (a named port over `all()` scans every endpoint) each time
+//! would make one restart cost as much as the cluster is large.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +22,9 @@ use crate::normalize::{EndpointDef, NetworkSetDef};
 use crate::program::IpSetMember;
 
 use super::PolicyEngine;
+
+/// How many unused sets are kept, oldest dropped first.
+pub(super) const IDLE_SETS: usize = 256;
 
 #[derive(Debug)]
 pub(super) struct SetState {
@@ -72,14 +81,28 @@ fn contributions(def: &SetDef, item: Contributor<'_>) -> Vec<IpSetMember> {
 }
 
 impl PolicyEngine {
-    /// Records, on first touch in a batch, whether the set existed when the
-    /// batch began.
+    /// Whether a set is in use (idle sets do not count).
+    pub(super) fn set_in_use(&self, id: &IpSetId) -> bool {
+        self.ip_sets.get(id).is_some_and(|s| s.refs > 0)
+    }
+
+    /// Records, on first touch in a batch, whether the set was in use when
+    /// the batch began.
     fn touch_set(&mut self, id: &IpSetId) {
-        let exists = self.ip_sets.contains_key(id);
-        self.pending
-            .sets_existed
-            .entry(id.clone())
-            .or_insert(exists);
+        let exists = self.set_in_use(id);
+        self.touch_set_was(id, exists);
+    }
+
+    /// Counts every current member as added (`sign` 1) or removed (-1) in
+    /// the batch's deltas: a set coming into or going out of use.
+    fn count_all_members(&mut self, id: &IpSetId, sign: i64) {
+        let Some(set) = self.ip_sets.get(id) else {
+            return;
+        };
+        let deltas = self.pending.member_deltas.entry(id.clone()).or_default();
+        for m in set.members.keys() {
+            *deltas.entry(*m).or_insert(0) += sign;
+        }
     }
 
     fn add_member(&mut self, id: &IpSetId, member: IpSetMember) {
@@ -147,6 +170,12 @@ impl PolicyEngine {
     pub(super) fn ref_set(&mut self, id: &IpSetId, def: SetDef) {
         if let Some(set) = self.ip_sets.get_mut(id) {
             set.refs += 1;
+            if set.refs == 1 {
+                // Back from idle, members intact.
+                self.touch_set_was(id, false);
+                self.idle_sets.retain(|i| i != id);
+                self.count_all_members(id, 1);
+            }
             return;
         }
         self.touch_set(id);
@@ -189,7 +218,15 @@ impl PolicyEngine {
         }
     }
 
-    /// Drops a reference on a set, removing it with the last.
+    /// As [`Self::touch_set`], when the caller knows the answer.
+    fn touch_set_was(&mut self, id: &IpSetId, in_use: bool) {
+        self.pending
+            .sets_existed
+            .entry(id.clone())
+            .or_insert(in_use);
+    }
+
+    /// Drops a reference on a set; with the last, the set goes idle.
     pub(super) fn deref_set(&mut self, id: &IpSetId) {
         let Some(set) = self.ip_sets.get_mut(id) else {
             return;
@@ -198,13 +235,23 @@ impl PolicyEngine {
         if set.refs > 0 {
             return;
         }
-        let members: Vec<IpSetMember> = set.members.keys().copied().collect();
-        self.touch_set(id);
-        let deltas = self.pending.member_deltas.entry(id.clone()).or_default();
-        for m in members {
-            *deltas.entry(m).or_insert(0) -= 1;
+        self.touch_set_was(id, true);
+        self.count_all_members(id, -1);
+        self.idle_sets.push_back(id.clone());
+        while self.idle_sets.len() > IDLE_SETS {
+            let oldest = self.idle_sets.pop_front().expect("non-empty");
+            self.drop_set(&oldest);
         }
-        let state = self.ip_sets.remove(id).expect("set present");
+    }
+
+    /// Forgets an idle set entirely.
+    fn drop_set(&mut self, id: &IpSetId) {
+        if self.set_in_use(id) {
+            return;
+        }
+        let Some(state) = self.ip_sets.remove(id) else {
+            return;
+        };
         if let Some(selector) = state.def.selector() {
             let uid = selector.unique_id();
             if let Some(users) = self.selector_sets.get_mut(&uid) {

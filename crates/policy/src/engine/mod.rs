@@ -18,7 +18,7 @@
 mod ipsets;
 mod resolve;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use calico_model::{NetworkPolicy, Tier};
@@ -129,6 +129,8 @@ pub struct PolicyEngine {
     profile_users: HashMap<String, HashSet<EndpointKey>>,
 
     ip_sets: HashMap<IpSetId, ipsets::SetState>,
+    /// Sets no longer used, oldest first (see [`ipsets`]).
+    idle_sets: VecDeque<IpSetId>,
     selector_sets: HashMap<String, HashSet<IpSetId>>,
 
     programs: HashMap<EndpointKey, Arc<EndpointProgram>>,
@@ -164,6 +166,7 @@ impl PolicyEngine {
             active_profiles: HashMap::new(),
             profile_users: HashMap::new(),
             ip_sets: HashMap::new(),
+            idle_sets: VecDeque::new(),
             selector_sets: HashMap::new(),
             programs: HashMap::new(),
             published_policies: HashMap::new(),
@@ -569,7 +572,7 @@ impl PolicyEngine {
 
     /// An IP set in use, with its members.
     pub fn ip_set(&self, id: &IpSetId) -> Option<IpSet> {
-        self.ip_sets.get(id).map(|s| IpSet {
+        self.ip_sets.get(id).filter(|s| s.refs > 0).map(|s| IpSet {
             kind: s.def.kind(),
             members: s.members.keys().copied().collect(),
         })
@@ -604,7 +607,7 @@ impl PolicyEngine {
             ip_sets: self
                 .ip_sets
                 .keys()
-                .map(|id| (id.clone(), self.ip_set(id).expect("listed set")))
+                .filter_map(|id| Some((id.clone(), self.ip_set(id)?)))
                 .collect(),
             failsafe: self.config.failsafe.clone(),
         }
@@ -618,8 +621,13 @@ impl PolicyEngine {
             network_sets: self.network_sets.len(),
             policies: self.policies.len(),
             active_policies: self.active_policies.len(),
-            ip_sets: self.ip_sets.len(),
-            ip_set_members: self.ip_sets.values().map(|s| s.members.len()).sum(),
+            ip_sets: self.ip_sets.values().filter(|s| s.refs > 0).count(),
+            ip_set_members: self
+                .ip_sets
+                .values()
+                .filter(|s| s.refs > 0)
+                .map(|s| s.members.len())
+                .sum(),
             scan_selectors: self.policy_index.scan_selector_count()
                 + self.member_index.scan_selector_count(),
         }

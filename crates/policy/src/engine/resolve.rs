@@ -197,7 +197,7 @@ impl PolicyEngine {
 
         let mut deltas = pending.member_deltas;
         for (id, existed) in pending.sets_existed {
-            let exists = self.ip_sets.get(&id);
+            let exists = self.ip_sets.get(&id).filter(|s| s.refs > 0);
             match (existed, exists) {
                 (false, Some(set)) => {
                     changes.ip_sets_added.insert(id.clone());
