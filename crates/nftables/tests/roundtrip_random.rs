@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use calico_nftables::{
-    BaseChain, Chain, CtState, DataType, Hook, IpFamily, Key, Log, Map, Policy, PortProto, Rhs,
-    Rule, Ruleset, Set, Statement, Table, Transaction, Value, Verdict,
+    BaseChain, Chain, CtState, DataType, Family, Hook, IpFamily, Key, Log, Map, Policy, PortProto,
+    Rhs, Rule, Ruleset, Set, Statement, Table, TableId, Transaction, Value, Verdict,
 };
 use common::{NftNetns, calico};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -207,8 +207,8 @@ fn statement_tail() -> impl Strategy<Value = Vec<Statement>> {
         })
 }
 
-fn rule() -> impl Strategy<Value = Rule> {
-    let family = prop_oneof![Just(IpFamily::V4), Just(IpFamily::V6)];
+fn rule(families: Vec<IpFamily>) -> impl Strategy<Value = Rule> {
+    let family = prop::sample::select(families);
     let ports = prop::option::of(prop::sample::select(vec![
         PortProto::Tcp,
         PortProto::Udp,
@@ -324,7 +324,7 @@ fn name_num(s: &str, fill: u8) -> u128 {
     u128::from_be_bytes(buf)
 }
 
-fn table() -> impl Strategy<Value = Table> {
+fn table(families: Vec<IpFamily>) -> impl Strategy<Value = Table> {
     let sets = (
         prop::collection::vec(prop_oneof![v4_net(), v4_range()], 0..12),
         prop::collection::vec(v6_net(), 0..6),
@@ -334,7 +334,7 @@ fn table() -> impl Strategy<Value = Table> {
         prop::collection::vec(any::<u32>(), 0..3),
         prop::collection::vec((any::<u8>(), proto(), 1u32..65535), 0..5),
     );
-    let rules = prop::collection::vec((rule(), negations()), 1..10);
+    let rules = prop::collection::vec((rule(families), negations()), 1..10);
     let base = (
         prop::sample::select(vec![-300i32, -150, -5, 0, 10]),
         any::<bool>(),
@@ -424,9 +424,25 @@ fn table() -> impl Strategy<Value = Table> {
 }
 
 #[test]
-fn random_rulesets_read_back_equal() {
+fn random_rulesets_read_back_equal_inet() {
+    round_trip(calico(), vec![IpFamily::V4, IpFamily::V6]);
+}
+
+#[test]
+fn random_rulesets_read_back_equal_ip() {
+    round_trip(TableId::new(Family::Ip, "calico"), vec![IpFamily::V4]);
+}
+
+#[test]
+fn random_rulesets_read_back_equal_ip6() {
+    round_trip(TableId::new(Family::Ip6, "calico"), vec![IpFamily::V6]);
+}
+
+/// Applies random tables of family `id.family` whose rules use the
+/// address families `families`, and reads each back.
+fn round_trip(id: TableId, families: Vec<IpFamily>) {
     let ns = NftNetns::new("nft-prop");
-    let reconciler = std::cell::RefCell::new(ns.reconciler([calico()]));
+    let reconciler = std::cell::RefCell::new(ns.reconciler([id.clone()]));
     let (total, dropped) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
     let cases: u32 = std::env::var("NFT_PROPTEST_CASES")
         .ok()
@@ -438,8 +454,8 @@ fn random_rulesets_read_back_equal() {
         ..Config::default()
     });
     runner
-        .run(&table(), |table| {
-            let mut desired = Ruleset::new().with_table(calico(), table);
+        .run(&table(families), |table| {
+            let mut desired = Ruleset::new().with_table(id.clone(), table);
             // The generator combines statements freely; drop the rules that
             // validation refuses (it explains nft's rewrites) and count them.
             let problems = desired.validate();
@@ -452,7 +468,7 @@ fn random_rulesets_read_back_equal() {
                 "generated an invalid ruleset: {problems:?}"
             );
             let chain = desired
-                .table_mut(calico())
+                .table_mut(id.clone())
                 .chains
                 .get_mut("c")
                 .expect("chain c");
@@ -490,8 +506,8 @@ fn random_rulesets_read_back_equal() {
                 "unreadable: {:?}",
                 observed.unreadable
             );
-            let got = &observed.ruleset.tables[&calico()];
-            let want = &desired.tables[&calico()];
+            let got = &observed.ruleset.tables[&id.clone()];
+            let want = &desired.tables[&id.clone()];
             prop_assert_eq!(&got.sets, &want.sets);
             prop_assert_eq!(&got.maps, &want.maps);
             for (name, chain) in &want.chains {
