@@ -434,16 +434,6 @@ impl AllocationBlock {
         changed
     }
 
-    /// The earliest time a cooling-down address in this block may be freed.
-    pub(crate) fn next_cooldown_expiry(&self, cooldown_seconds: u32) -> Option<Time> {
-        self.allocations
-            .iter()
-            .flatten()
-            .filter_map(|&i| self.attributes.get(i).and_then(|a| a.released_at))
-            .min()
-            .map(|t| t + chrono::Duration::seconds(i64::from(cooldown_seconds)))
-    }
-
     /// Free addresses that may still be handed out (reserved ones are not
     /// counted).
     pub(crate) fn num_free(&self, reservations: &Reservations) -> usize {

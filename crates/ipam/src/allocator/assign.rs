@@ -23,7 +23,7 @@ use crate::error::IpamError;
 use crate::pools::{
     Pool, PoolRequest, block_in_pools, enabled_pool_for_addr, parse_pools, select_pools,
 };
-use crate::record::{AffinityType, AllocationBlock};
+use crate::record::{AffinityType, AllocationBlock, BlockAffinity};
 use crate::reserved::Reservations;
 
 /// What to allocate (Calico's `AutoAssignArgs`).
@@ -260,6 +260,7 @@ impl<B: Backend> Ipam<B> {
                 error: IpamError::MissingHostname,
             });
         }
+        let _turn = self.host_locks.lock(&args.hostname).await;
         for (version, num) in [(IpVersion::V4, args.num4), (IpVersion::V6, args.num6)] {
             if num == 0 {
                 continue;
@@ -290,24 +291,32 @@ impl<B: Backend> Ipam<B> {
             IpVersion::V6 => &args.ipv6_pools,
         };
         let owner = owner_for(args.intended_use, &args.hostname);
-        let config = self.get_config().await?;
-        let (reservations, malformed) =
-            Reservations::from_resources(&self.store.reservations().await?);
+        // Everything the decision needs, read at once.
+        let virtual_owner = owner.kind == AffinityType::Virtual;
+        let (config, reservations, node, pools, affine) = futures::join!(
+            self.get_config(),
+            self.store.reservations(),
+            async {
+                if virtual_owner {
+                    Ok(Some(BTreeMap::new()))
+                } else {
+                    self.store.node_labels(&args.hostname).await
+                }
+            },
+            self.store.pools(),
+            self.store.affinities_of(owner.kind, &owner.host, version),
+        );
+        let config = config?;
+        let (reservations, malformed) = Reservations::from_resources(&reservations?);
         for m in malformed {
             warn!(reservation = %m.reservation, cidr = %m.cidr, "ignoring malformed CIDR in IPReservation");
         }
-        let node_labels = if owner.kind == AffinityType::Virtual {
-            BTreeMap::new()
-        } else {
-            self.store
-                .node_labels(&args.hostname)
-                .await?
-                .ok_or_else(|| IpamError::NodeNotFound(args.hostname.clone()))?
-        };
-        let (all_pools, bad) = parse_pools(&self.store.pools().await?);
+        let node_labels = node?.ok_or_else(|| IpamError::NodeNotFound(args.hostname.clone()))?;
+        let (all_pools, bad) = parse_pools(&pools?);
         for e in bad {
             warn!(error = %e, "ignoring invalid IP pool");
         }
+        let affine = affine?;
         let selection = select_pools(
             &all_pools,
             &PoolRequest {
@@ -324,14 +333,10 @@ impl<B: Backend> Ipam<B> {
         // This host's blocks, split into those the request may use and
         // those of pools that no longer select the host (released when
         // empty, as Calico does).
-        let affine = self
-            .store
-            .affine_blocks(owner.kind, &owner.host, version)
-            .await?;
-        let (usable_blocks, other_blocks): (Vec<IpNet>, Vec<IpNet>) = affine
+        let (usable_blocks, other_blocks): (Vec<_>, Vec<_>) = affine
             .into_iter()
-            .partition(|b| block_in_pools(b, &selection.usable));
-        for block in other_blocks {
+            .partition(|(b, _)| block_in_pools(b, &selection.usable));
+        for (block, _) in other_blocks {
             let Some(pool) = enabled_pool_for_addr(&all_pools, block.network()) else {
                 continue;
             };
@@ -368,7 +373,7 @@ impl<B: Backend> Ipam<B> {
     async fn assign_from_affine_blocks(
         &self,
         req: &FamilyRequest<'_>,
-        mut remaining: VecDeque<IpNet>,
+        mut remaining: VecDeque<(IpNet, Versioned<BlockAffinity>)>,
         mut owned: usize,
         out: &mut Assignments,
     ) -> Result<(), IpamError> {
@@ -514,24 +519,29 @@ impl<B: Backend> Ipam<B> {
     async fn find_or_claim_block(
         &self,
         req: &FamilyRequest<'_>,
-        remaining: &mut VecDeque<IpNet>,
+        remaining: &mut VecDeque<(IpNet, Versioned<BlockAffinity>)>,
         allow_claim: bool,
     ) -> Result<(Versioned<AllocationBlock>, bool), FindFailure> {
         let owner = &req.owner;
         let now = self.now();
-        while let Some(cidr) = remaining.pop_front() {
+        while let Some((cidr, listed)) = remaining.pop_front() {
             if req.reservations.covers(&cidr) {
                 continue;
             }
+            // The listing's copy serves the first attempt; a retry re-reads.
+            let mut listed = Some(listed);
             for _ in 0..self.options.retries {
-                let aff = match self
-                    .store
-                    .get_affinity(owner.kind, &owner.host, &cidr)
-                    .await
-                {
-                    Ok(Some(a)) => a,
-                    Ok(None) => break,
-                    Err(e) => return Err(FindFailure::Failed(e)),
+                let aff = match listed.take() {
+                    Some(a) => a,
+                    None => match self
+                        .store
+                        .get_affinity(owner.kind, &owner.host, &cidr)
+                        .await
+                    {
+                        Ok(Some(a)) => a,
+                        Ok(None) => break,
+                        Err(e) => return Err(FindFailure::Failed(e)),
+                    },
                 };
                 match self
                     .block_from_affinity(owner, &cidr, aff, &req.config)
@@ -658,6 +668,7 @@ impl<B: Backend> Ipam<B> {
             args.intended_use.unwrap_or(IpPoolAllowedUse::Workload),
             &args.hostname,
         );
+        let _turn = self.host_locks.lock(&args.hostname).await;
         let (pools, _) = parse_pools(&self.store.pools().await?);
         let pool = enabled_pool_for_addr(&pools, args.ip).ok_or(IpamError::NotInPool(args.ip))?;
         if let Some(using) = args.intended_use {

@@ -19,6 +19,7 @@ mod release;
 mod store;
 pub(crate) mod topology;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -175,6 +176,25 @@ impl IpamConfig {
     }
 }
 
+/// One async lock per host, shared by an [`Ipam`] and its clones.
+///
+/// Requests for one host in one process take turns, as Calico's CNI plugin
+/// takes a host-wide IPAM lock: they would otherwise race for the same
+/// block and mostly lose each other's compare-and-swaps. Other processes
+/// and hosts are still arbitrated by compare-and-swap alone.
+#[derive(Debug, Default)]
+pub(crate) struct HostLocks(Mutex<BTreeMap<String, Arc<futures::lock::Mutex<()>>>>);
+
+impl HostLocks {
+    pub(crate) async fn lock(&self, host: &str) -> futures::lock::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(host.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// Calico's IPAM over one datastore. Cheap to clone; every method takes
 /// `&self`, and any number of `Ipam`s (in this process or others, on this
 /// host or others) may work on the same datastore at once.
@@ -183,6 +203,7 @@ pub struct Ipam<B> {
     pub(crate) store: Store<B>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: IpamOptions,
+    pub(crate) host_locks: Arc<HostLocks>,
 }
 
 impl<B: fmt::Debug> fmt::Debug for Ipam<B> {
@@ -206,6 +227,7 @@ impl<B: Backend> Ipam<B> {
             store: Store { backend },
             clock,
             options,
+            host_locks: Arc::default(),
         }
     }
 

@@ -238,23 +238,26 @@ impl<B: Backend> Ipam<B> {
         n: usize,
     ) -> Result<(), IpamError> {
         let key = block.to_string();
+        // New handles are the common case (one per pod): try to create
+        // first, and only read when it exists.
+        let fresh = IpamHandle {
+            block: BTreeMap::from([(key.clone(), n)]),
+            deleted: false,
+        };
         for _ in 0..self.options.retries {
-            let outcome = match self.store.get_handle(handle).await? {
-                None => {
-                    let record = IpamHandle {
-                        block: BTreeMap::from([(key.clone(), n)]),
-                        deleted: false,
-                    };
-                    self.store.create_handle(handle, &record).await?
-                }
-                Some(mut h) => {
-                    *h.value.block.entry(key.clone()).or_default() += n;
-                    self.store
-                        .update_handle(handle, &h.value, h.revision)
-                        .await?
-                }
+            if !self.store.create_handle(handle, &fresh).await?.lost() {
+                return Ok(());
+            }
+            let Some(mut h) = self.store.get_handle(handle).await? else {
+                continue;
             };
-            if !outcome.lost() {
+            *h.value.block.entry(key.clone()).or_default() += n;
+            if !self
+                .store
+                .update_handle(handle, &h.value, h.revision)
+                .await?
+                .lost()
+            {
                 return Ok(());
             }
         }

@@ -281,6 +281,32 @@ impl<B: Backend> Store<B> {
             .await
     }
 
+    /// The blocks one owner has an affinity for (in any state), with the
+    /// affinity as read.
+    pub async fn affinities_of(
+        &self,
+        kind: AffinityType,
+        host: &str,
+        version: IpVersion,
+    ) -> Result<Vec<(IpNet, Versioned<BlockAffinity>)>, IpamError> {
+        let prefix = record::affinity_prefix(kind, host, version);
+        let mut out = Vec::new();
+        for (key, value, revision) in self.list_raw(&prefix).await? {
+            let Some(parsed) = record::parse_affinity_key(&key).filter(|k| k.host == host) else {
+                continue;
+            };
+            let value =
+                BlockAffinity::from_bytes(&value).map_err(|source| IpamError::Malformed {
+                    key: key.clone(),
+                    source,
+                })?;
+            if !value.deleted {
+                out.push((parsed.cidr, Versioned { value, revision }));
+            }
+        }
+        Ok(out)
+    }
+
     /// The blocks one owner has an affinity for (in any state).
     pub async fn affine_blocks(
         &self,
@@ -288,14 +314,11 @@ impl<B: Backend> Store<B> {
         host: &str,
         version: IpVersion,
     ) -> Result<Vec<IpNet>, IpamError> {
-        let prefix = record::affinity_prefix(kind, host, version);
         Ok(self
-            .list_raw(&prefix)
+            .affinities_of(kind, host, version)
             .await?
             .into_iter()
-            .filter_map(|(key, _, _)| record::parse_affinity_key(&key))
-            .filter(|k| k.host == host)
-            .map(|k| k.cidr)
+            .map(|(cidr, _)| cidr)
             .collect())
     }
 
