@@ -505,3 +505,34 @@ async fn continues_a_datastore_calico_wrote() {
         1
     );
 }
+
+#[tokio::test]
+async fn stale_handles_of_a_node_are_released() {
+    let (_dir, ds) = embedded().await;
+    put_pool(&ds, "pool", "10.96.0.0/24", 26, |_| {}).await;
+    put_node(&ds, "n1", &[]).await;
+    put_node(&ds, "n2", &[]).await;
+    let (ipam, _) = ipam_with_clock(ds.clone());
+    for (node, h) in [
+        ("n1", "k8s-pod-network.a"),
+        ("n1", "k8s-pod-network.b"),
+        ("n1", "vxlan-tunnel-addr-n1"),
+        ("n2", "k8s-pod-network.c"),
+    ] {
+        ipam.auto_assign(&args(node, h, 1)).await.unwrap();
+    }
+    let keep = ["k8s-pod-network.a".to_owned()].into();
+    let released = ipam
+        .release_handles_except("n1", "k8s-pod-network.", &keep)
+        .await
+        .unwrap();
+    assert_eq!(released, vec!["k8s-pod-network.b".to_owned()]);
+    for (h, left) in [
+        ("k8s-pod-network.a", 1),
+        ("k8s-pod-network.b", 0),
+        ("vxlan-tunnel-addr-n1", 1),
+        ("k8s-pod-network.c", 1),
+    ] {
+        assert_eq!(ipam.get_ips_by_handle(h).await.unwrap().len(), left, "{h}");
+    }
+}

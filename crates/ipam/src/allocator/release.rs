@@ -1,7 +1,7 @@
 //! Taking addresses back: by address ([`Ipam::release_ips`]) or by handle
 //! ([`Ipam::release_by_handle`]), and the handle records that index them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use calico_datastore::Backend;
@@ -209,6 +209,42 @@ impl<B: Backend> Ipam<B> {
         Err(IpamError::TooManyRetries {
             operation: "release by handle",
         })
+    }
+
+    /// Releases the addresses of every handle allocated for `node` (by the
+    /// allocations' `node` attribute) whose ID starts with `prefix` and is
+    /// not in `keep`. Returns the handles released, sorted. For a CNI
+    /// plugin reconciling a node against the containers that still exist.
+    pub async fn release_handles_except(
+        &self,
+        node: &str,
+        prefix: &str,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<String>, IpamError> {
+        let mut stale = BTreeSet::new();
+        for b in self.store.list_blocks(None).await? {
+            let block_host = b.value.owner().map(|(_, h)| h.to_owned());
+            for (_, _, attr) in b.value.allocated() {
+                let Some(attr) = attr else { continue };
+                let Some(handle) = attr.handle_id.as_deref().map(sanitize_handle) else {
+                    continue;
+                };
+                let on_node = match attr.active_owner_attrs.get("node") {
+                    Some(n) => n == node,
+                    None => block_host.as_deref() == Some(node),
+                };
+                if on_node && handle.starts_with(prefix) && !keep.contains(handle) {
+                    stale.insert(handle.to_owned());
+                }
+            }
+        }
+        let mut released = Vec::new();
+        for handle in stale {
+            if self.release_by_handle(&handle).await? > 0 {
+                released.push(handle);
+            }
+        }
+        Ok(released)
     }
 
     /// The addresses assigned to `handle` (none when it does not exist).
