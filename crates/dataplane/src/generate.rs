@@ -5,11 +5,11 @@
 //!
 //! ```text
 //! forward ─ ct established/related: accept
-//!         ├ from a host endpoint ─ cali-from-hep-forward ─ vmap iifname ─ cali-fhfw-IF
 //!         ├ iifname cali* ─ cali-from-wl-dispatch ─ vmap iifname ─ goto cali-fw-IF (egress)
 //!         │                                        └ unknown cali interface: drop
+//!         ├ otherwise, host endpoints ─ cali-from-hep-forward ─ vmap iifname ─ cali-fhfw-IF
 //!         ├ oifname cali* ─ cali-to-wl-dispatch ─ vmap oifname ─ goto cali-tw-IF (ingress)
-//!         ├ to a host endpoint ─ cali-to-hep-forward ─ vmap oifname ─ cali-thfw-IF
+//!         ├ otherwise, host endpoints ─ cali-to-hep-forward ─ vmap oifname ─ cali-thfw-IF
 //!         └ accept mark set: accept
 //! input ── ct established/related: accept
 //!         ├ iifname cali* ─ goto cali-wl-to-host ─ cali-from-wl-dispatch, then
@@ -675,18 +675,26 @@ impl<'a> TableBuilder<'a> {
         };
         let prefixes = self.prefixes();
 
+        // Host endpoints see forwarded traffic that does not come from (or
+        // go to) a workload; workloads have their own chains.
+        let not_workload = |key: Key| {
+            prefixes.iter().fold(Rule::new(), |rule, p| {
+                rule.not_matching(key.clone(), p.clone())
+            })
+        };
         let mut forward = vec![established()];
-        if hosts {
-            forward.push(
-                self.mark_clear(m.accept)
-                    .jump(names::FROM_HOST_FORWARD_DISPATCH),
-            );
-        }
         for p in &prefixes {
             forward.push(
                 Rule::new()
                     .matching(Key::Iifname, p.clone())
                     .jump(names::FROM_WORKLOAD_DISPATCH),
+            );
+        }
+        if hosts {
+            forward.push(
+                not_workload(Key::Iifname)
+                    .matching(Key::Mark { mask: m.accept }, Value::Int(0))
+                    .jump(names::FROM_HOST_FORWARD_DISPATCH),
             );
         }
         for p in &prefixes {
@@ -697,7 +705,7 @@ impl<'a> TableBuilder<'a> {
             );
         }
         if hosts {
-            forward.push(Rule::new().jump(names::TO_HOST_FORWARD_DISPATCH));
+            forward.push(not_workload(Key::Oifname).jump(names::TO_HOST_FORWARD_DISPATCH));
         }
         forward.push(
             self.mark_set(m.accept)

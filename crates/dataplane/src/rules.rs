@@ -396,6 +396,11 @@ impl<'a> RuleWriter<'a> {
         base.extend(not_src);
         base.extend(not_dst);
 
+        // An ICMP test needs an ICMP packet of this family, so another
+        // protocol can never match with it.
+        if rule.icmp.is_some() && rule.protocol.is_some_and(|p| p != self.fam.icmp_protocol()) {
+            return Vec::new();
+        }
         let Some((icmp, not_icmp)) = self.icmp(rule) else {
             return Vec::new();
         };

@@ -5,5 +5,6 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod fixtures;
 pub mod node;
 pub mod rng;
