@@ -215,7 +215,9 @@ fn node_cluster_updates(pods: usize, policies: usize) -> (Vec<Update>, Vec<Updat
     (base, endpoints)
 }
 
-fn report_memory() {
+/// Memory per endpoint of a node engine: RSS growth while 100k endpoints
+/// are loaded into an engine already holding 5k policies.
+fn measure_engine_memory() {
     let (base, endpoints) = node_cluster_updates(100_000, 5_000);
     let mut engine = PolicyEngine::new(EngineConfig {
         local_node: Some("node0".into()),
@@ -223,39 +225,68 @@ fn report_memory() {
     });
     let (_, errors) = engine.apply_all(base);
     assert!(errors.is_empty());
-    let before = rss_kib();
+    let before = rss_kib().unwrap_or(0);
     let start = Instant::now();
     let (_, errors) = engine.apply_all(endpoints);
     let load = start.elapsed();
     assert!(errors.is_empty());
-    let after = rss_kib();
+    let after = rss_kib().unwrap_or(0);
     let stats = engine.stats();
-    if let (Some(b), Some(a)) = (before, after) {
-        println!(
-            "memory: {} bytes per endpoint (RSS {} KiB -> {} KiB loading 100k endpoints into a node engine with 5k policies; {} local; {} IP sets, {} members; load took {:.2?})",
-            (a.saturating_sub(b) * 1024) / 100_000,
-            b,
-            a,
-            stats.local_endpoints,
-            stats.ip_sets,
-            stats.ip_set_members,
-            load
-        );
-    }
-    drop(engine);
+    println!(
+        "memory: {} bytes per endpoint (RSS {before} KiB -> {after} KiB loading 100k endpoints into a node engine \
+         with 5k policies; {} local; {} IP sets, {} members; load took {load:.2?})",
+        (after.saturating_sub(before) * 1024) / 100_000,
+        stats.local_endpoints,
+        stats.ip_sets,
+        stats.ip_set_members,
+    );
+}
 
+/// Memory per item of the bare label index (100k items, 10k selectors).
+fn measure_index_memory() {
     let items = index_items(100_000);
     let mut rng = Rng(7);
     let selectors: Vec<Selector> = (0..10_000).map(|i| index_selector(i, &mut rng)).collect();
-    let before = rss_kib();
+    let before = rss_kib().unwrap_or(0);
     let idx = build_index(&items, &selectors);
-    let after = rss_kib();
-    if let (Some(b), Some(a)) = (before, after) {
-        println!(
-            "memory: {} bytes per item in the bare label index (100k items, 10k selectors, {} scan selectors)",
-            (a.saturating_sub(b) * 1024) / 100_000,
-            idx.scan_selector_count()
-        );
+    let after = rss_kib().unwrap_or(0);
+    println!(
+        "memory: {} bytes per item in the bare label index (100k items, 10k selectors, {} scan selectors, \
+         {} matching pairs, each held from both sides)",
+        (after.saturating_sub(before) * 1024) / 100_000,
+        idx.scan_selector_count(),
+        idx.match_count()
+    );
+}
+
+/// Each measurement runs in a fresh process (this benchmark binary, asked
+/// through an environment variable), so memory freed by one cannot hide
+/// the growth of the next.
+fn report_memory() {
+    const VAR: &str = "CALICO_POLICY_BENCH_MEMORY";
+    match std::env::var(VAR).as_deref() {
+        Ok("engine") => {
+            measure_engine_memory();
+            std::process::exit(0);
+        }
+        Ok("index") => {
+            measure_index_memory();
+            std::process::exit(0);
+        }
+        _ => {}
+    }
+    let Ok(me) = std::env::current_exe() else {
+        return;
+    };
+    for which in ["engine", "index"] {
+        match std::process::Command::new(&me)
+            .env(VAR, which)
+            .arg("--bench")
+            .output()
+        {
+            Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+            Err(e) => println!("memory: could not run the {which} measurement: {e}"),
+        }
     }
 }
 

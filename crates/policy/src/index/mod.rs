@@ -760,6 +760,11 @@ where
         self.selector_slots.len()
     }
 
+    /// How many (selector, item) pairs currently match.
+    pub fn match_count(&self) -> usize {
+        self.selectors.iter().map(|(_, s)| s.matches.len()).sum()
+    }
+
     /// How many selectors need evaluating against every changed item.
     pub fn scan_selector_count(&self) -> usize {
         self.scan_selectors.len()
