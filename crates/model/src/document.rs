@@ -5,7 +5,10 @@
 //! Reading is two passes over each document: the first reads it as plain
 //! JSON to learn each resource's kind, the second reads the typed resource
 //! straight from the source text, so errors carry the field path and the
-//! line and column.
+//! line and column. Printing writes YAML with [`to_yaml`] (the `yaml`
+//! module, go-yaml v2's layout) and JSON as Go's encoder does.
+
+mod yaml;
 
 use std::fmt;
 
@@ -15,6 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::kind::{CALICO_API_VERSION, Kind};
 use crate::resource::{AnyResource, KindSeed, ResourceError, kind_of};
+
+pub use yaml::to_yaml;
 
 /// One resource read from a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -488,10 +493,9 @@ pub enum OutputFormat {
 }
 
 /// Prints objects as `calicoctl` does: one object on its own, several as a
-/// sequence. YAML has every mapping's keys sorted (Calico converts through
-/// JSON and a sorted map); JSON keeps Calico's field order, is indented by
-/// two spaces and escapes `<`, `>` and `&` as Go does. JSON output has no
-/// trailing newline; YAML output ends with one.
+/// sequence. YAML is go-yaml v2's layout ([`to_yaml`]); JSON keeps Calico's
+/// field order, is indented by two spaces and escapes `<`, `>` and `&` as
+/// Go does. JSON output has no trailing newline; YAML output ends with one.
 pub fn print(objects: &[Value], format: OutputFormat) -> String {
     let value = match objects {
         [one] => one.clone(),
@@ -502,8 +506,6 @@ pub fn print(objects: &[Value], format: OutputFormat) -> String {
         OutputFormat::Json => to_json_pretty(&value),
     }
 }
-
-pub use crate::yaml_out::to_yaml;
 
 /// Go's `json.MarshalIndent(v, "", "  ")`.
 pub fn to_json_pretty(value: &Value) -> String {

@@ -51,7 +51,7 @@ pub fn format_g(f: f64) -> String {
 /// A number in YAML as calicoctl prints it: JSON numbers are read back as
 /// integers when they have no fraction, else as floats printed with
 /// [`format_g`].
-pub fn format_yaml_number(n: &serde_json::Number) -> String {
+pub(crate) fn format_yaml_number(n: &serde_json::Number) -> String {
     if let Some(i) = n.as_i64() {
         return i.to_string();
     }

@@ -10,7 +10,9 @@
 //! - [`AnyResource::apply_defaults`] and [`AnyResource::validate`]
 //!   (`validate` module) with Calico's rules and field-path errors;
 //! - manifests in and out ([`document`]): YAML/JSON, multi-document, Lists,
-//!   errors with file, document, field path and line; calicoctl's printing;
+//!   errors with file, document, field path and line; printing as
+//!   calicoctl prints (go-yaml v2's YAML, Go's JSON), with Go's number
+//!   formatting in [`gofmt`];
 //! - etcd keys and stored values ([`keys`]) and the IPAM records under
 //!   `/calico/ipam/v2/` ([`ipam`]).
 //!
@@ -29,6 +31,7 @@ pub mod document;
 pub mod duration;
 pub mod endpoint;
 pub mod felix;
+pub mod gofmt;
 pub mod ipam;
 pub mod ippool;
 pub mod k8s;
@@ -45,7 +48,6 @@ pub mod resource;
 pub mod rule;
 mod serde_util;
 pub mod validate;
-mod yaml_out;
 
 pub use bgp::{
     BgpConfiguration, BgpConfigurationSpec, BgpFilter, BgpFilterSpec, BgpPeer, BgpPeerSpec,

@@ -7,17 +7,17 @@
 use anyhow::{anyhow, bail};
 use serde_json::{Map, Value};
 
+use calico_model::document::{OutputFormat, print};
 use calico_model::resource::AnyResource;
 use calico_policy::knp;
 
 use crate::cli::ConvertArgs;
 use crate::files;
-use crate::output::documents;
 
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
-    let json = match args.output.as_str() {
-        "yaml" | "yml" => false,
-        "json" => true,
+    let format = match args.output.as_str() {
+        "yaml" | "yml" => OutputFormat::Yaml,
+        "json" => OutputFormat::Json,
         other => bail!("unrecognized output format '{other}'"),
     };
     let loaded = files::load(&args.filename, false, false)
@@ -80,6 +80,6 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
             None => bail!("failed to create resources from file: no resources specified"),
         }
     };
-    crate::output::emit(&documents(&[output], json))?;
+    crate::output::emit(&print(&[output], format))?;
     Ok(())
 }

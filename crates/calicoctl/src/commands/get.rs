@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use calico_client::Client;
 use calico_datastore::AnyBackend;
+use calico_model::document::{OutputFormat, print};
 use calico_model::kind::Kind;
 use calico_model::resource::AnyResource;
 use calico_selector::Selector;
@@ -14,8 +15,8 @@ use calico_selector::Selector;
 use super::{Scope, error_text, resolve_kind, scope};
 use crate::cli::{GetArgs, Global};
 use crate::datastore::connect_checked;
+use crate::output::Format;
 use crate::output::table::{self, CellContext};
-use crate::output::{Format, documents};
 
 pub async fn run(global: &Global, args: &GetArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(&args.kind)?;
@@ -115,8 +116,8 @@ fn render(
     ctx: &CellContext,
 ) -> anyhow::Result<String> {
     let headings: Vec<&str> = match format {
-        Format::Yaml => return Ok(documents(objects, false)),
-        Format::Json => return Ok(documents(objects, true)),
+        Format::Yaml => return Ok(print(objects, OutputFormat::Yaml)),
+        Format::Json => return Ok(print(objects, OutputFormat::Json)),
         Format::Ps => table::default_headings(kind, false, print_namespace),
         Format::Wide => table::default_headings(kind, true, print_namespace),
         Format::Columns(columns) => columns.iter().map(String::as_str).collect(),

@@ -1,11 +1,9 @@
-//! Printing resources the way calicoctl prints them: YAML, JSON and tables.
+//! Output: the `-o` formats, the tables, and writing to stdout. YAML and
+//! JSON documents are `calico_model::document::print`'s.
 
-pub mod gofmt;
 pub mod table;
-pub mod yaml;
 
 use anyhow::bail;
-use serde_json::Value;
 
 /// `-o` of `get` (and `convert`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,24 +56,9 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Objects printed as calicoctl prints them: one on its own, several as a
-/// sequence. YAML ends with a newline; JSON, as Go writes it, does not.
-pub fn documents(objects: &[Value], json: bool) -> String {
-    let value = match objects {
-        [one] => one.clone(),
-        many => Value::Array(many.to_vec()),
-    };
-    if json {
-        calico_model::document::to_json_pretty(&value)
-    } else {
-        yaml::to_yaml(&value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn formats() {
@@ -89,22 +72,5 @@ mod tests {
             "unrecognized output format 'table'"
         );
         assert!(Format::parse("custom-columns=").is_err());
-    }
-
-    #[test]
-    fn one_object_or_a_sequence() {
-        let a = json!({"kind": "Tier", "metadata": {"name": "a"}});
-        assert_eq!(
-            documents(std::slice::from_ref(&a), false),
-            "kind: Tier\nmetadata:\n  name: a\n"
-        );
-        assert_eq!(
-            documents(&[a.clone(), a.clone()], false).lines().next(),
-            Some("- kind: Tier")
-        );
-        assert_eq!(
-            documents(&[a], true),
-            "{\n  \"kind\": \"Tier\",\n  \"metadata\": {\n    \"name\": \"a\"\n  }\n}"
-        );
     }
 }

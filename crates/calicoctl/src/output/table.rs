@@ -10,9 +10,8 @@
 
 use serde_json::Value;
 
+use calico_model::gofmt::format_g;
 use calico_model::kind::Kind;
-
-use super::gofmt::format_g;
 
 /// A kind's default columns.
 pub struct Columns {

@@ -1,4 +1,4 @@
-//! YAML exactly as calicoctl prints it.
+//! The YAML writer: text laid out byte for byte as Calico's tools print it.
 //!
 //! calicoctl turns a resource into JSON and the JSON into YAML with
 //! go-yaml v2 (through `sigs.k8s.io/yaml`), so what users see has that
@@ -7,14 +7,15 @@
 //! empty collections as `{}` / `[]`, strings that would read back as
 //! something else (`"123"`, `"true"`, `""`, timestamps) double-quoted,
 //! strings a plain scalar cannot hold single-quoted, strings with line
-//! breaks as literal blocks, and long strings folded at spaces past column
-//! 80. This module reproduces that layout for any JSON value.
+//! breaks as literal blocks, long strings folded at spaces past column 80,
+//! and whole-number floats written as integers. This module reproduces
+//! that layout for any JSON value.
 
 use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::gofmt::format_yaml_number;
+use crate::gofmt::format_yaml_number;
 
 /// Where go-yaml starts folding long scalars.
 const BEST_WIDTH: usize = 80;
@@ -671,7 +672,7 @@ fn is_timestamp(s: &str) -> bool {
 
 /// go-yaml v2's map key order: runs of digits compare as numbers, and a
 /// non-letter sorts before a letter.
-pub fn go_key_order(a: &str, b: &str) -> Ordering {
+fn go_key_order(a: &str, b: &str) -> Ordering {
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
     let mut i = 0;
@@ -786,6 +787,17 @@ metadata:
             (json!({"a": "80:90"}), "a: 80:90\n"),
             (json!({"a": "2024-01-02"}), "a: \"2024-01-02\"\n"),
             (json!({"a": "10.0.0.0/8"}), "a: 10.0.0.0/8\n"),
+            (json!({"a": "fd00::/64"}), "a: fd00::/64\n"),
+            (json!({"a": "::/0"}), "a: ::/0\n"),
+            (json!({"a": "8000:8080"}), "a: 8000:8080\n"),
+            (json!({"a": "1:20"}), "a: \"1:20\"\n"),
+            (json!({"a": "1e3"}), "a: \"1e3\"\n"),
+            (json!({"a": "1.2.3.4"}), "a: 1.2.3.4\n"),
+            (json!({"a": "v1.2.3"}), "a: v1.2.3\n"),
+            (
+                json!({"a": "2024-01-02T03:04:05Z"}),
+                "a: \"2024-01-02T03:04:05Z\"\n",
+            ),
             (json!({"a": "!has(x)"}), "a: '!has(x)'\n"),
             (json!({"a": "app == 'web'"}), "a: app == 'web'\n"),
             (json!({"a": "'quoted'"}), "a: '''quoted'''\n"),
@@ -802,6 +814,8 @@ metadata:
             (json!({"a": {}, "b": []}), "a: {}\nb: []\n"),
             (json!({"a": "line1\nline2"}), "a: |-\n  line1\n  line2\n"),
             (json!({"a": "line1\n"}), "a: |\n  line1\n"),
+            (json!({"a": "x\n\n"}), "a: |+\n  x\n\n"),
+            (json!({"a": {"b": "x\ny\n"}}), "a:\n  b: |\n    x\n    y\n"),
         ];
         for (v, want) in cases {
             assert_eq!(to_yaml(v), *want, "{v}");
