@@ -29,6 +29,11 @@ pub enum IpamError {
         source: serde_json::Error,
     },
 
+    /// A stored record parses but cannot be right (an index out of range,
+    /// a time that is not a time).
+    #[error("the record at {key} is invalid: {reason}")]
+    InvalidRecord { key: String, reason: String },
+
     #[error(transparent)]
     Pool(#[from] PoolError),
 

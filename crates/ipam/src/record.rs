@@ -1,27 +1,24 @@
-//! The IPAM records Calico keeps under `/calico/ipam/v2/`, in its exact
-//! JSON, and their keys.
+//! The IPAM records, as this crate works on them.
 //!
-//! These belong in calico-model; until its IPAM records land they are kept
-//! here, crate-private and minimal (only what the allocator reads and
-//! writes), so an existing Calico etcd datastore is read and written
-//! unchanged.
+//! The stored form (Calico's exact JSON under `/calico/ipam/v2/`) and the
+//! keys are calico-model's [`calico_model::ipam`]. Blocks are converted to
+//! a working form here on read and back on write: ordinals become indices
+//! (a negative or out-of-range one is a malformed record, reported rather
+//! than trusted) and times are parsed, so the allocation logic never
+//! handles a half-valid block.
 
 use std::collections::BTreeMap;
 
+use calico_model::ipam as model;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::cidr::IpVersion;
 
-/// Root of every IPAM key.
-pub(crate) const IPAM_ROOT: &str = "/calico/ipam/v2/";
-/// Where blocks live.
-pub(crate) const BLOCK_ROOT: &str = "/calico/ipam/v2/assignment/";
-/// Where handles live.
-pub(crate) const HANDLE_ROOT: &str = "/calico/ipam/v2/handle/";
-/// The global IPAM settings (what Calico calls `IPAMConfig`).
-pub(crate) const CONFIG_KEY: &str = "/calico/ipam/v2/config";
+pub use calico_model::ipam::{
+    AffinityType, BlockAffinity, BlockAffinityState as AffinityState,
+    IpamConfig as IpamConfigRecord, IpamHandle,
+};
 
 /// A point in time as Calico stores it: RFC 3339, UTC, whole seconds.
 pub type Time = DateTime<Utc>;
@@ -31,307 +28,217 @@ pub(crate) fn format_time(t: &Time) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-mod time_format {
-    use super::*;
-
-    pub(crate) fn serialize<S: serde::Serializer>(
-        t: &Option<Time>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&format_time(t)),
-            None => s.serialize_none(),
-        }
+fn parse_time(field: &str, s: &Option<String>) -> Result<Option<Time>, String> {
+    match s.as_deref() {
+        None | Some("") => Ok(None),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| format!("{field} {t:?} is not an RFC 3339 time: {e}")),
     }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
-        let raw: Option<String> = Option::deserialize(d)?;
-        match raw {
-            None => Ok(None),
-            Some(s) if s.is_empty() => Ok(None),
-            Some(s) => DateTime::parse_from_rfc3339(&s)
-                .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|e| serde::de::Error::custom(format!("invalid time {s:?}: {e}"))),
-        }
-    }
-}
-
-/// `null` reads as an empty list (Go writes nil slices as `null`).
-fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
-fn null_as_empty_map<'de, D: Deserializer<'de>, K: Ord + Deserialize<'de>, V: Deserialize<'de>>(
-    d: D,
-) -> Result<BTreeMap<K, V>, D::Error> {
-    Ok(Option::<BTreeMap<K, V>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// One block of a pool: which of its addresses are allocated, to whom, and
 /// which host it is affine to (what Calico calls `AllocationBlock`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AllocationBlock {
     pub cidr: IpNet,
     /// `host:<name>` or `virtual:<name>`; `None` when unaffine.
-    #[serde(default)]
     pub affinity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time_format")]
     pub affinity_claim_time: Option<Time>,
     /// Per ordinal: the index into `attributes`, or `None` when free.
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub allocations: Vec<Option<usize>>,
     /// Free ordinals in the order they will be handed out.
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub unallocated: Vec<usize>,
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub attributes: Vec<AllocationAttribute>,
-    #[serde(rename = "sequenceNumber", default)]
     pub sequence_number: u64,
     /// Ordinal (as a decimal string) to the block's sequence number when
     /// that ordinal was allocated.
-    #[serde(
-        rename = "sequenceNumberForAllocation",
-        default,
-        deserialize_with = "null_as_empty_map"
-    )]
     pub sequence_number_for_allocation: BTreeMap<String, u64>,
-    #[serde(default)]
     pub deleted: bool,
     /// The affinity as old Calico versions wrote it (a bare host name).
-    #[serde(
-        rename = "hostAffinity",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
     pub host_affinity: Option<String>,
 }
 
 /// Who an allocation belongs to.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct AllocationAttribute {
-    #[serde(rename = "handle_id", default, skip_serializing_if = "Option::is_none")]
     pub handle_id: Option<String>,
-    /// What Calico calls `ActiveOwnerAttrs`: `node`, `namespace`, `pod`,
-    /// `timestamp`, `type`, ...
-    #[serde(
-        rename = "secondary",
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "null_as_empty_map"
-    )]
+    /// What Calico calls `ActiveOwnerAttrs` (stored as `secondary`):
+    /// `node`, `namespace`, `pod`, `timestamp`, `type`, ...
     pub active_owner_attrs: BTreeMap<String, String>,
-    #[serde(
-        rename = "alternateOwnerAttrs",
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "null_as_empty_map"
-    )]
     pub alternate_owner_attrs: BTreeMap<String, String>,
     /// Set while the address is in its released-address cooldown.
-    #[serde(
-        rename = "releasedAt",
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time_format"
-    )]
     pub released_at: Option<Time>,
 }
 
-/// A host's claim on a block (what Calico calls `BlockAffinity`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct BlockAffinity {
-    #[serde(default)]
-    pub state: AffinityState,
-    #[serde(default)]
-    pub deleted: bool,
-}
-
-/// `∅ → pending → confirmed → pendingDeletion → ∅`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum AffinityState {
-    /// Written by old versions; means confirmed.
-    #[default]
-    #[serde(rename = "")]
-    Unset,
-    #[serde(rename = "pending")]
-    Pending,
-    #[serde(rename = "confirmed")]
-    Confirmed,
-    #[serde(rename = "pendingDeletion")]
-    PendingDeletion,
-}
-
-impl BlockAffinity {
-    /// Parses an affinity value; an empty value (as old versions wrote)
-    /// is an affinity with no state.
-    pub fn from_bytes(value: &[u8]) -> Result<BlockAffinity, serde_json::Error> {
-        if value.iter().all(u8::is_ascii_whitespace) {
-            return Ok(BlockAffinity::default());
+impl AllocationBlock {
+    /// The working form of a stored block, or why it cannot be trusted.
+    pub fn from_record(r: model::AllocationBlock) -> Result<AllocationBlock, String> {
+        let size = crate::cidr::block_len_to_size(&r.cidr);
+        if size > 1 << 16 {
+            return Err(format!("block {} is larger than any pool allows", r.cidr));
         }
-        serde_json::from_slice(value)
+        if r.allocations.len() != size {
+            return Err(format!(
+                "allocations has {} entries but block {} has {size} addresses",
+                r.allocations.len(),
+                r.cidr
+            ));
+        }
+        let index = |what: &str, v: i64, bound: usize| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&i| i < bound)
+                .ok_or_else(|| format!("{what} {v} is out of range (0..{bound})"))
+        };
+        let attributes = r
+            .attributes
+            .into_iter()
+            .map(|a| {
+                Ok(AllocationAttribute {
+                    released_at: parse_time("releasedAt", &a.released_at)?,
+                    handle_id: a.handle_id,
+                    active_owner_attrs: a.active_owner_attrs,
+                    alternate_owner_attrs: a.alternate_owner_attrs,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let allocations = r
+            .allocations
+            .iter()
+            .map(|a| {
+                a.map(|i| index("attribute index", i, attributes.len()))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let unallocated = r
+            .unallocated
+            .iter()
+            .map(|&o| index("unallocated ordinal", o, size))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(AllocationBlock {
+            cidr: r.cidr.trunc(),
+            affinity: r.affinity,
+            affinity_claim_time: parse_time("affinity_claim_time", &r.affinity_claim_time)?,
+            allocations,
+            unallocated,
+            attributes,
+            sequence_number: r.sequence_number,
+            sequence_number_for_allocation: r.sequence_number_for_allocation,
+            deleted: r.deleted,
+            host_affinity: r.host_affinity,
+        })
     }
 
-    pub fn with_state(state: AffinityState) -> BlockAffinity {
-        BlockAffinity {
-            state,
-            deleted: false,
-        }
-    }
-}
-
-/// The blocks holding a handle's addresses, with a count per block (what
-/// Calico calls `IPAMHandle`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct IpamHandle {
-    #[serde(default, deserialize_with = "null_as_empty_map")]
-    pub block: BTreeMap<String, usize>,
-    #[serde(default)]
-    pub deleted: bool,
-}
-
-/// The global IPAM settings as stored at [`CONFIG_KEY`]. Every field is
-/// omitted when zero, as Calico writes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct IpamConfigRecord {
-    #[serde(rename = "strict_affinity", default, skip_serializing_if = "is_false")]
-    pub strict_affinity: bool,
-    #[serde(
-        rename = "auto_allocate_blocks",
-        default,
-        skip_serializing_if = "is_false"
-    )]
-    pub auto_allocate_blocks: bool,
-    #[serde(rename = "maxBlocksPerHost", default, skip_serializing_if = "is_zero")]
-    pub max_blocks_per_host: u32,
-    #[serde(
-        rename = "kubeVirtVMAddressPersistence",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub kube_virt_vm_address_persistence: Option<String>,
-    #[serde(rename = "ipCooldownSeconds", default, skip_serializing_if = "is_zero")]
-    pub ip_cooldown_seconds: u32,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// The kind of owner an affinity names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AffinityType {
-    /// A node: pods and tunnel addresses.
-    Host,
-    /// A virtual owner, such as Calico's LoadBalancer controller.
-    Virtual,
-}
-
-impl AffinityType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AffinityType::Host => "host",
-            AffinityType::Virtual => "virtual",
+    /// The stored form.
+    pub fn to_record(&self) -> model::AllocationBlock {
+        model::AllocationBlock {
+            cidr: self.cidr,
+            affinity: self.affinity.clone(),
+            affinity_claim_time: self.affinity_claim_time.as_ref().map(format_time),
+            allocations: self
+                .allocations
+                .iter()
+                .map(|a| a.map(|i| i as i64))
+                .collect(),
+            unallocated: self.unallocated.iter().map(|&o| o as i64).collect(),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|a| model::AllocationAttribute {
+                    handle_id: a.handle_id.clone(),
+                    active_owner_attrs: a.active_owner_attrs.clone(),
+                    alternate_owner_attrs: a.alternate_owner_attrs.clone(),
+                    released_at: a.released_at.as_ref().map(format_time),
+                })
+                .collect(),
+            sequence_number: self.sequence_number,
+            sequence_number_for_allocation: self.sequence_number_for_allocation.clone(),
+            deleted: self.deleted,
+            host_affinity: self.host_affinity.clone(),
         }
     }
 }
 
-/// `cidr` as it appears in keys: `10.0.0.0-26`, `fd00::-122`.
-fn cidr_segment(cidr: &IpNet) -> String {
-    cidr.trunc().to_string().replacen('/', "-", 1)
+/// An affinity record in the given state.
+pub(crate) fn affinity_with_state(state: AffinityState) -> BlockAffinity {
+    BlockAffinity {
+        state,
+        deleted: false,
+    }
 }
 
-fn parse_cidr_segment(s: &str) -> Option<IpNet> {
-    s.replacen('-', "/", 1)
-        .parse::<IpNet>()
-        .ok()
-        .map(|n| n.trunc())
+/// Reads an affinity value. Old Calico versions wrote an empty value, or
+/// JSON without a state; both mean an affinity with no state (treated as
+/// confirmed).
+pub(crate) fn decode_affinity(bytes: &[u8]) -> Result<BlockAffinity, serde_json::Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(affinity_with_state(AffinityState::Unset));
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("state").or_insert_with(|| "".into());
+    }
+    serde_json::from_value(value)
+}
+
+/// Where blocks live.
+pub(crate) fn block_root() -> String {
+    model::block_prefix(None)
+}
+
+pub(crate) fn block_prefix(version: IpVersion) -> String {
+    model::block_prefix(Some(version.number()))
 }
 
 pub(crate) fn block_key(cidr: &IpNet) -> String {
-    format!(
-        "{BLOCK_ROOT}ipv{}/block/{}",
-        IpVersion::of_net(cidr).number(),
-        cidr_segment(cidr)
-    )
+    model::block_key(cidr)
 }
 
 /// The block a block key names.
 pub(crate) fn parse_block_key(key: &str) -> Option<IpNet> {
-    let rest = key.strip_prefix(BLOCK_ROOT)?;
-    let (family, rest) = rest.split_once('/')?;
-    if !family.starts_with("ipv") {
-        return None;
-    }
-    let segment = rest.strip_prefix("block/")?;
-    if segment.contains('/') {
-        return None;
-    }
-    parse_cidr_segment(segment)
+    model::parse_block_key(key).ok()
 }
 
 pub(crate) fn affinity_key(kind: AffinityType, host: &str, cidr: &IpNet) -> String {
-    format!(
-        "{IPAM_ROOT}{}/{host}/ipv{}/block/{}",
-        kind.as_str(),
-        IpVersion::of_net(cidr).number(),
-        cidr_segment(cidr)
-    )
+    model::BlockAffinityKey {
+        affinity_type: kind,
+        host: host.to_owned(),
+        cidr: cidr.trunc(),
+    }
+    .key()
 }
 
 /// The prefix holding one owner's affinities of one family.
 pub(crate) fn affinity_prefix(kind: AffinityType, host: &str, version: IpVersion) -> String {
-    format!(
-        "{IPAM_ROOT}{}/{host}/ipv{}/block/",
-        kind.as_str(),
-        version.number()
-    )
+    model::block_affinity_prefix(kind, Some(host), Some(version.number()))
 }
 
 /// The prefix holding every affinity of one kind.
 pub(crate) fn affinity_root(kind: AffinityType) -> String {
-    format!("{IPAM_ROOT}{}/", kind.as_str())
+    model::block_affinity_prefix(kind, None, None)
 }
 
-/// A parsed affinity key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AffinityKey {
-    pub kind: AffinityType,
-    pub host: String,
-    pub cidr: IpNet,
-}
+pub(crate) use calico_model::ipam::BlockAffinityKey as AffinityKey;
 
 pub(crate) fn parse_affinity_key(key: &str) -> Option<AffinityKey> {
-    let rest = key.strip_prefix(IPAM_ROOT)?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let [kind, host, family, "block", cidr] = parts.as_slice() else {
-        return None;
-    };
-    let kind = match *kind {
-        "host" => AffinityType::Host,
-        "virtual" => AffinityType::Virtual,
-        _ => return None,
-    };
-    if host.is_empty() || !family.starts_with("ipv") {
-        return None;
-    }
-    Some(AffinityKey {
-        kind,
-        host: (*host).to_owned(),
-        cidr: parse_cidr_segment(cidr)?,
-    })
+    AffinityKey::parse(key).ok()
+}
+
+pub(crate) fn handle_root() -> String {
+    model::handle_prefix()
 }
 
 pub(crate) fn handle_key(handle: &str) -> String {
-    format!("{HANDLE_ROOT}{handle}")
+    model::handle_key(handle)
 }
 
-pub(crate) fn parse_handle_key(key: &str) -> Option<&str> {
-    key.strip_prefix(HANDLE_ROOT)
-        .filter(|h| !h.is_empty() && !h.contains('/'))
+pub(crate) fn parse_handle_key(key: &str) -> Option<String> {
+    model::parse_handle_key(key).ok()
+}
+
+pub(crate) fn config_key() -> String {
+    model::ipam_config_key()
 }
 
 #[cfg(test)]
@@ -339,116 +246,98 @@ mod tests {
     use super::*;
 
     /// A block as Calico writes it to etcd (field order and null handling
-    /// included).
-    const CALICO_BLOCK: &str = r#"{"cidr":"10.65.79.0/26","affinity":"host:node-1","allocations":[0,null,1,null],"unallocated":[1,3],"attributes":[{"handle_id":"k8s-pod-network.abc","secondary":{"namespace":"default","node":"node-1","pod":"web-0","timestamp":"2024-05-01 10:00:00.000000001 +0000 UTC"}},{"releasedAt":"2024-05-01T10:01:00Z"}],"sequenceNumber":1714557600000000001,"sequenceNumberForAllocation":{"0":1714557600000000001,"2":1714557600000000002},"deleted":false}"#;
+    /// included), with a released address.
+    const CALICO_BLOCK: &str = r#"{"cidr":"10.65.79.0/30","affinity":"host:node-1","affinity_claim_time":"2024-05-01T09:00:00Z","allocations":[0,null,1,null],"unallocated":[1,3],"attributes":[{"handle_id":"k8s-pod-network.abc","secondary":{"namespace":"default","node":"node-1","pod":"web-0","timestamp":"2024-05-01 10:00:00.000000001 +0000 UTC"}},{"releasedAt":"2024-05-01T10:01:00Z"}],"sequenceNumber":1714557600000000001,"sequenceNumberForAllocation":{"0":1714557600000000001,"2":1714557600000000002},"deleted":false}"#;
 
     #[test]
-    fn block_json_round_trips_byte_for_byte() {
-        let b: AllocationBlock = serde_json::from_str(CALICO_BLOCK).unwrap();
-        assert_eq!(b.affinity.as_deref(), Some("host:node-1"));
+    fn calico_block_converts_both_ways_byte_for_byte() {
+        let stored: model::AllocationBlock = serde_json::from_str(CALICO_BLOCK).unwrap();
+        let b = AllocationBlock::from_record(stored).unwrap();
         assert_eq!(b.allocations, vec![Some(0), None, Some(1), None]);
         assert_eq!(
             b.attributes[1].released_at.map(|t| t.timestamp()),
             Some(1_714_557_660)
         );
-        assert_eq!(serde_json::to_string(&b).unwrap(), CALICO_BLOCK);
+        assert_eq!(
+            b.affinity_claim_time.map(|t| t.timestamp()),
+            Some(1_714_554_000)
+        );
+        assert_eq!(serde_json::to_string(&b.to_record()).unwrap(), CALICO_BLOCK);
     }
 
     #[test]
-    fn fresh_calico_block_with_nulls_reads() {
-        let b: AllocationBlock = serde_json::from_str(
-            r#"{"cidr":"fd00::/122","affinity":null,"allocations":[null],"unallocated":[0],"attributes":null,"sequenceNumber":0,"sequenceNumberForAllocation":null,"deleted":false}"#,
-        )
-        .unwrap();
-        assert!(b.affinity.is_none() && b.attributes.is_empty());
+    fn corrupt_records_are_refused() {
+        let mut r: model::AllocationBlock = serde_json::from_str(CALICO_BLOCK).unwrap();
+        r.allocations[1] = Some(7);
         assert!(
-            serde_json::to_string(&b)
+            AllocationBlock::from_record(r.clone())
+                .unwrap_err()
+                .contains("attribute index 7")
+        );
+        r.allocations[1] = None;
+        r.unallocated.push(-1);
+        assert!(
+            AllocationBlock::from_record(r.clone())
+                .unwrap_err()
+                .contains("unallocated ordinal -1")
+        );
+        r.unallocated.pop();
+        r.allocations.pop();
+        assert!(
+            AllocationBlock::from_record(r.clone())
+                .unwrap_err()
+                .contains("has 4 addresses")
+        );
+        let mut bad_time: model::AllocationBlock = serde_json::from_str(CALICO_BLOCK).unwrap();
+        bad_time.attributes[1].released_at = Some("yesterday".into());
+        assert!(
+            AllocationBlock::from_record(bad_time)
+                .unwrap_err()
+                .contains("releasedAt")
+        );
+    }
+
+    #[test]
+    fn old_affinity_values() {
+        assert_eq!(decode_affinity(b"").unwrap().state, AffinityState::Unset);
+        assert_eq!(decode_affinity(b"{}").unwrap().state, AffinityState::Unset);
+        assert_eq!(
+            decode_affinity(br#"{"state":"pendingDeletion","deleted":false}"#)
                 .unwrap()
-                .contains(r#""affinity":null"#)
+                .state,
+            AffinityState::PendingDeletion
         );
+        assert!(decode_affinity(b"{").is_err());
     }
 
     #[test]
-    fn affinity_values() {
-        assert_eq!(
-            BlockAffinity::from_bytes(b"").unwrap().state,
-            AffinityState::Unset
-        );
-        let a =
-            BlockAffinity::from_bytes(br#"{"state":"pendingDeletion","deleted":false}"#).unwrap();
-        assert_eq!(a.state, AffinityState::PendingDeletion);
-        assert_eq!(
-            serde_json::to_string(&BlockAffinity::with_state(AffinityState::Confirmed)).unwrap(),
-            r#"{"state":"confirmed","deleted":false}"#
-        );
-    }
-
-    #[test]
-    fn handle_and_config_json() {
-        let h: IpamHandle =
-            serde_json::from_str(r#"{"block":{"10.65.79.0/26":2},"deleted":false}"#).unwrap();
-        assert_eq!(h.block["10.65.79.0/26"], 2);
-        assert_eq!(
-            serde_json::to_string(&h).unwrap(),
-            r#"{"block":{"10.65.79.0/26":2},"deleted":false}"#
-        );
-        let c = IpamConfigRecord {
-            strict_affinity: true,
-            auto_allocate_blocks: true,
-            max_blocks_per_host: 4,
-            ..Default::default()
-        };
-        assert_eq!(
-            serde_json::to_string(&c).unwrap(),
-            r#"{"strict_affinity":true,"auto_allocate_blocks":true,"maxBlocksPerHost":4}"#
-        );
-        let read: IpamConfigRecord = serde_json::from_str(r#"{"strict_affinity":true}"#).unwrap();
-        assert!(
-            !read.auto_allocate_blocks,
-            "an omitted field is false, as Calico reads it"
-        );
-    }
-
-    #[test]
-    fn keys() {
+    fn keys_are_calicos() {
         let v4: IpNet = "10.65.79.0/26".parse().unwrap();
-        let v6: IpNet = "fd5f:abcd:64::40/122".parse().unwrap();
         assert_eq!(
             block_key(&v4),
             "/calico/ipam/v2/assignment/ipv4/block/10.65.79.0-26"
         );
+        assert_eq!(parse_block_key(&block_key(&v4)), Some(v4));
         assert_eq!(
-            block_key(&v6),
-            "/calico/ipam/v2/assignment/ipv6/block/fd5f:abcd:64::40-122"
+            affinity_key(AffinityType::Host, "node-1", &v4),
+            "/calico/ipam/v2/host/node-1/ipv4/block/10.65.79.0-26"
         );
-        assert_eq!(parse_block_key(&block_key(&v6)), Some(v6));
-        assert_eq!(
-            parse_block_key("/calico/ipam/v2/assignment/ipv4/block/x"),
-            None
+        assert!(
+            affinity_key(AffinityType::Host, "node-1", &v4).starts_with(&affinity_prefix(
+                AffinityType::Host,
+                "node-1",
+                IpVersion::V4
+            ))
         );
-        let k = affinity_key(AffinityType::Host, "node-1", &v4);
-        assert_eq!(k, "/calico/ipam/v2/host/node-1/ipv4/block/10.65.79.0-26");
-        assert!(k.starts_with(&affinity_prefix(
-            AffinityType::Host,
-            "node-1",
-            IpVersion::V4
-        )));
+        assert_eq!(handle_key("h"), "/calico/ipam/v2/handle/h");
         assert_eq!(
-            parse_affinity_key(&k),
-            Some(AffinityKey {
-                kind: AffinityType::Host,
-                host: "node-1".into(),
-                cidr: v4
-            })
+            parse_handle_key("/calico/ipam/v2/handle/h").as_deref(),
+            Some("h")
         );
-        assert_eq!(parse_affinity_key("/calico/ipam/v2/host/node-1"), None);
+        assert_eq!(config_key(), "/calico/ipam/v2/config");
         assert_eq!(
-            handle_key("k8s-pod-network.abc"),
-            "/calico/ipam/v2/handle/k8s-pod-network.abc"
-        );
-        assert_eq!(
-            parse_handle_key("/calico/ipam/v2/handle/k8s-pod-network.abc"),
-            Some("k8s-pod-network.abc")
+            block_prefix(IpVersion::V6),
+            "/calico/ipam/v2/assignment/ipv6/"
         );
     }
 }

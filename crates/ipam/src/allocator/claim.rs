@@ -18,7 +18,7 @@ use crate::block::affinity_string;
 use crate::cidr::{host_seed, random_blocks};
 use crate::error::IpamError;
 use crate::pools::Pool;
-use crate::record::{AffinityState, AffinityType, AllocationBlock, BlockAffinity, Time};
+use crate::record::{self, AffinityState, AffinityType, AllocationBlock, BlockAffinity, Time};
 use crate::reserved::Reservations;
 
 /// Who a block is affine to.
@@ -113,7 +113,7 @@ impl<B: Backend> Ipam<B> {
     ) -> Result<Versioned<AllocationBlock>, ClaimFailure> {
         let Some(block) = self.store.get_block(cidr).await? else {
             debug!(%cidr, host = %owner.host, "affine block does not exist; claiming it");
-            let pending = BlockAffinity::with_state(AffinityState::Pending);
+            let pending = record::affinity_with_state(AffinityState::Pending);
             let aff = match self
                 .store
                 .update_affinity(owner.kind, &owner.host, cidr, &pending, aff.revision)
@@ -141,7 +141,7 @@ impl<B: Backend> Ipam<B> {
             // Re-mark as pending, bump the block's revision so any other
             // process working from an older read of it has to re-read,
             // then confirm.
-            let pending = BlockAffinity::with_state(AffinityState::Pending);
+            let pending = record::affinity_with_state(AffinityState::Pending);
             let aff = match self
                 .store
                 .update_affinity(owner.kind, &owner.host, cidr, &pending, aff.revision)
@@ -156,7 +156,7 @@ impl<B: Backend> Ipam<B> {
                 Cas::Done(b) => b,
                 Cas::Lost => return Err(ClaimFailure::Lost),
             };
-            let confirmed = BlockAffinity::with_state(AffinityState::Confirmed);
+            let confirmed = record::affinity_with_state(AffinityState::Confirmed);
             if self
                 .store
                 .update_affinity(owner.kind, &owner.host, cidr, &confirmed, aff.revision)
@@ -225,7 +225,7 @@ impl<B: Backend> Ipam<B> {
         if aff.value.state == AffinityState::Confirmed {
             return Ok(());
         }
-        let confirmed = BlockAffinity::with_state(AffinityState::Confirmed);
+        let confirmed = record::affinity_with_state(AffinityState::Confirmed);
         match self
             .store
             .update_affinity(owner.kind, &owner.host, cidr, &confirmed, aff.revision)
@@ -253,7 +253,7 @@ impl<B: Backend> Ipam<B> {
         owner: &Owner,
         cidr: &IpNet,
     ) -> Result<Versioned<BlockAffinity>, ClaimFailure> {
-        let pending = BlockAffinity::with_state(AffinityState::Pending);
+        let pending = record::affinity_with_state(AffinityState::Pending);
         if let Cas::Done(a) = self
             .store
             .create_affinity(owner.kind, &owner.host, cidr, &pending)
@@ -398,7 +398,7 @@ impl<B: Backend> Ipam<B> {
         if require_empty && !empty {
             return Err(ReleaseAffinityFailure::NotEmpty);
         }
-        let deleting = BlockAffinity::with_state(AffinityState::PendingDeletion);
+        let deleting = record::affinity_with_state(AffinityState::PendingDeletion);
         let aff = match self
             .store
             .update_affinity(owner.kind, &owner.host, cidr, &deleting, aff.revision)

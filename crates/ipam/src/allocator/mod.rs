@@ -124,6 +124,11 @@ impl Default for IpamConfig {
     }
 }
 
+/// A stored count as `u32`: negative (invalid) reads as 0.
+fn clamp_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
 /// Calico caps the cooldown at 20 minutes.
 pub const MAX_IP_COOLDOWN_SECONDS: u32 = 1200;
 
@@ -132,9 +137,9 @@ impl IpamConfig {
         IpamConfig {
             strict_affinity: r.strict_affinity,
             auto_allocate_blocks: r.auto_allocate_blocks,
-            max_blocks_per_host: r.max_blocks_per_host,
+            max_blocks_per_host: clamp_u32(r.max_blocks_per_host),
             kube_virt_vm_address_persistence: r.kube_virt_vm_address_persistence.clone(),
-            ip_cooldown_seconds: r.ip_cooldown_seconds,
+            ip_cooldown_seconds: clamp_u32(r.ip_cooldown_seconds),
         }
     }
 
@@ -142,9 +147,9 @@ impl IpamConfig {
         IpamConfigRecord {
             strict_affinity: self.strict_affinity,
             auto_allocate_blocks: self.auto_allocate_blocks,
-            max_blocks_per_host: self.max_blocks_per_host,
+            max_blocks_per_host: i64::from(self.max_blocks_per_host),
             kube_virt_vm_address_persistence: self.kube_virt_vm_address_persistence.clone(),
-            ip_cooldown_seconds: self.ip_cooldown_seconds,
+            ip_cooldown_seconds: i64::from(self.ip_cooldown_seconds),
         }
     }
 

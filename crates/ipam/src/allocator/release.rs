@@ -277,7 +277,7 @@ impl<B: Backend> Ipam<B> {
         // New handles are the common case (one per pod): try to create
         // first, and only read when it exists.
         let fresh = IpamHandle {
-            block: BTreeMap::from([(key.clone(), n)]),
+            block: BTreeMap::from([(key.clone(), n as i64)]),
             deleted: false,
         };
         for _ in 0..self.options.retries {
@@ -287,7 +287,7 @@ impl<B: Backend> Ipam<B> {
             let Some(mut h) = self.store.get_handle(handle).await? else {
                 continue;
             };
-            *h.value.block.entry(key.clone()).or_default() += n;
+            *h.value.block.entry(key.clone()).or_default() += n as i64;
             if !self
                 .store
                 .update_handle(handle, &h.value, h.revision)
@@ -329,9 +329,9 @@ impl<B: Backend> Ipam<B> {
             let left = if holds_none {
                 0
             } else {
-                current.saturating_sub(n)
+                current.saturating_sub(n as i64)
             };
-            if left == 0 {
+            if left <= 0 {
                 h.value.block.remove(&key);
             } else {
                 h.value.block.insert(key.clone(), left);

@@ -15,6 +15,15 @@ use crate::record::{
     self, AffinityKey, AffinityType, AllocationBlock, BlockAffinity, IpamConfigRecord, IpamHandle,
 };
 
+/// Reads a stored block into its working form.
+fn decode_block(key: &str, bytes: &[u8]) -> Result<AllocationBlock, IpamError> {
+    let stored: calico_model::ipam::AllocationBlock = decode(key, bytes)?;
+    AllocationBlock::from_record(stored).map_err(|reason| IpamError::InvalidRecord {
+        key: key.to_owned(),
+        reason,
+    })
+}
+
 /// A record with the revision it was read at.
 #[derive(Debug, Clone)]
 pub(crate) struct Versioned<T> {
@@ -142,10 +151,13 @@ impl<B: Backend> Store<B> {
         cidr: &IpNet,
     ) -> Result<Option<Versioned<AllocationBlock>>, IpamError> {
         let key = record::block_key(cidr);
-        Ok(self
-            .get::<AllocationBlock>(&key)
-            .await?
-            .filter(|b| !b.value.deleted))
+        match self.get_raw(&key).await? {
+            Some((bytes, revision)) => {
+                let value = decode_block(&key, &bytes)?;
+                Ok((!value.deleted).then_some(Versioned { value, revision }))
+            }
+            None => Ok(None),
+        }
     }
 
     pub async fn create_block(
@@ -153,7 +165,7 @@ impl<B: Backend> Store<B> {
         block: &AllocationBlock,
     ) -> Result<Cas<Versioned<AllocationBlock>>, IpamError> {
         let key = record::block_key(&block.cidr);
-        Ok(match self.create(&key, block).await? {
+        Ok(match self.create(&key, &block.to_record()).await? {
             Cas::Done(revision) => Cas::Done(Versioned {
                 value: block.clone(),
                 revision,
@@ -171,13 +183,15 @@ impl<B: Backend> Store<B> {
     ) -> Result<Cas<Versioned<AllocationBlock>>, IpamError> {
         block.sequence_number = block.sequence_number.wrapping_add(1);
         let key = record::block_key(&block.cidr);
-        Ok(match self.update(&key, &block, revision).await? {
-            Cas::Done(revision) => Cas::Done(Versioned {
-                value: block,
-                revision,
-            }),
-            Cas::Lost => Cas::Lost,
-        })
+        Ok(
+            match self.update(&key, &block.to_record(), revision).await? {
+                Cas::Done(revision) => Cas::Done(Versioned {
+                    value: block,
+                    revision,
+                }),
+                Cas::Lost => Cas::Lost,
+            },
+        )
     }
 
     pub async fn delete_block(
@@ -194,15 +208,15 @@ impl<B: Backend> Store<B> {
         version: Option<IpVersion>,
     ) -> Result<Vec<Versioned<AllocationBlock>>, IpamError> {
         let prefix = match version {
-            Some(v) => format!("{}ipv{}/", record::BLOCK_ROOT, v.number()),
-            None => record::BLOCK_ROOT.to_owned(),
+            Some(v) => record::block_prefix(v),
+            None => record::block_root(),
         };
         let mut out = Vec::new();
         for (key, value, revision) in self.list_raw(&prefix).await? {
             if record::parse_block_key(&key).is_none() {
                 continue;
             }
-            let block: AllocationBlock = decode(&key, &value)?;
+            let block = decode_block(&key, &value)?;
             if !block.deleted {
                 out.push(Versioned {
                     value: block,
@@ -225,7 +239,7 @@ impl<B: Backend> Store<B> {
         match self.get_raw(&key).await? {
             Some((bytes, revision)) => {
                 let value =
-                    BlockAffinity::from_bytes(&bytes).map_err(|source| IpamError::Malformed {
+                    record::decode_affinity(&bytes).map_err(|source| IpamError::Malformed {
                         key: key.clone(),
                         source,
                     })?;
@@ -295,11 +309,10 @@ impl<B: Backend> Store<B> {
             let Some(parsed) = record::parse_affinity_key(&key).filter(|k| k.host == host) else {
                 continue;
             };
-            let value =
-                BlockAffinity::from_bytes(&value).map_err(|source| IpamError::Malformed {
-                    key: key.clone(),
-                    source,
-                })?;
+            let value = record::decode_affinity(&value).map_err(|source| IpamError::Malformed {
+                key: key.clone(),
+                source,
+            })?;
             if !value.deleted {
                 out.push((parsed.cidr, Versioned { value, revision }));
             }
@@ -332,11 +345,10 @@ impl<B: Backend> Store<B> {
             let Some(parsed) = record::parse_affinity_key(&key) else {
                 continue;
             };
-            let value =
-                BlockAffinity::from_bytes(&value).map_err(|source| IpamError::Malformed {
-                    key: key.clone(),
-                    source,
-                })?;
+            let value = record::decode_affinity(&value).map_err(|source| IpamError::Malformed {
+                key: key.clone(),
+                source,
+            })?;
             if !value.deleted {
                 out.push((parsed, Versioned { value, revision }));
             }
@@ -385,7 +397,7 @@ impl<B: Backend> Store<B> {
     /// Every handle, with its revision.
     pub async fn list_handles(&self) -> Result<Vec<(String, Versioned<IpamHandle>)>, IpamError> {
         let mut out = Vec::new();
-        for (key, value, revision) in self.list_raw(record::HANDLE_ROOT).await? {
+        for (key, value, revision) in self.list_raw(&record::handle_root()).await? {
             let Some(id) = record::parse_handle_key(&key) else {
                 continue;
             };
@@ -406,7 +418,7 @@ impl<B: Backend> Store<B> {
     // Global settings.
 
     pub async fn get_config(&self) -> Result<Option<Versioned<IpamConfigRecord>>, IpamError> {
-        self.get(record::CONFIG_KEY).await
+        self.get(&record::config_key()).await
     }
 
     pub async fn put_config(
@@ -415,8 +427,8 @@ impl<B: Backend> Store<B> {
         revision: Option<Revision>,
     ) -> Result<Cas<Revision>, IpamError> {
         match revision {
-            Some(r) => self.update(record::CONFIG_KEY, value, r).await,
-            None => self.create(record::CONFIG_KEY, value).await,
+            Some(r) => self.update(&record::config_key(), value, r).await,
+            None => self.create(&record::config_key(), value).await,
         }
     }
 }

@@ -345,8 +345,8 @@ proptest! {
                 _ => {}
             }
         }
-        let json = serde_json::to_string(&b).unwrap();
-        let back: AllocationBlock = serde_json::from_str(&json).unwrap();
+        let json = serde_json::to_string(&b.to_record()).unwrap();
+        let back = AllocationBlock::from_record(serde_json::from_str(&json).unwrap()).unwrap();
         prop_assert_eq!(back, b);
     }
 }
