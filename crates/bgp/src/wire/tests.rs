@@ -247,6 +247,9 @@ fn attrs(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
+/// Name, bytes, expected code and subcode, expected data field.
+type Case = (&'static str, Vec<u8>, (u8, u8), Option<Vec<u8>>);
+
 #[test]
 fn malformed_messages_get_the_rfc_notification() {
     use code::*;
@@ -261,7 +264,7 @@ fn malformed_messages_get_the_rfc_notification() {
         out.extend_from_slice(&body);
         out
     };
-    let cases: Vec<(&str, Vec<u8>, (u8, u8), Option<Vec<u8>>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "marker",
             bad_marker,
