@@ -626,24 +626,24 @@ mod tests {
     #[test]
     fn rules_table() {
         let dp = dataplane();
-        let mut cases: Vec<(RuleProgram, bool, Vec<&str>)> = Vec::new();
-
-        cases.push((
-            rule(RuleAction::Allow),
-            false,
-            vec!["meta mark set meta mark | 0x00010000 return"],
-        ));
-        cases.push((rule(RuleAction::Deny), false, vec!["drop"]));
-        cases.push((
-            rule(RuleAction::Pass),
-            false,
-            vec!["meta mark set meta mark | 0x00020000 return"],
-        ));
-        cases.push((
-            rule(RuleAction::Log),
-            false,
-            vec![r#"log prefix "calico-packet: ""#],
-        ));
+        let mut cases: Vec<(RuleProgram, bool, Vec<&str>)> = vec![
+            (
+                rule(RuleAction::Allow),
+                false,
+                vec!["meta mark set meta mark | 0x00010000 return"],
+            ),
+            (rule(RuleAction::Deny), false, vec!["drop"]),
+            (
+                rule(RuleAction::Pass),
+                false,
+                vec!["meta mark set meta mark | 0x00020000 return"],
+            ),
+            (
+                rule(RuleAction::Log),
+                false,
+                vec![r#"log prefix "calico-packet: ""#],
+            ),
+        ];
 
         let mut r = rule(RuleAction::Deny);
         r.protocol = Some(6);

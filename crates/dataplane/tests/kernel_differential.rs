@@ -170,7 +170,7 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
     let _listeners: Vec<Listeners> = node
         .pods
         .iter()
-        .map(|p| Listeners::start(p, &PROBE_PORTS))
+        .map(|p| Listeners::start(p.source(), &PROBE_PORTS))
         .collect();
     let config = DataplaneConfig::default();
     let v4 = config.tables()[0].clone();
@@ -180,7 +180,7 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
     // Without the agent's tables every probe is answered: the plumbing
     // works (and neighbour caches are warm).
     let warmup = probes(&node, &mut next_port);
-    let outcomes = run_probes(&node.pods, &warmup, TIMEOUT * 3);
+    let outcomes = run_probes(&node.sources(), &warmup, TIMEOUT * 3);
     for (probe, outcome) in warmup.iter().zip(&outcomes) {
         assert_eq!(
             *outcome,
@@ -228,7 +228,7 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
             last = desired.clone();
 
             let round_probes = probes(&node, &mut next_port);
-            let outcomes = run_probes(&node.pods, &round_probes, TIMEOUT);
+            let outcomes = run_probes(&node.sources(), &round_probes, TIMEOUT);
             for (probe, outcome) in round_probes.iter().zip(outcomes) {
                 let src = &cluster.pods[probe.src_pod];
                 let dst_index = node

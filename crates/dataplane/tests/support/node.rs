@@ -93,17 +93,17 @@ impl Node {
     }
 }
 
-/// TCP listeners and UDP echo servers on some ports of one pod; stopped on
-/// drop.
+/// TCP listeners and UDP echo servers on some ports of one address;
+/// stopped on drop.
 pub struct Listeners {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Listeners {
-    pub fn start(pod: &Pod, ports: &[u16]) -> Listeners {
-        let addr = IpAddr::V4(pod.ip);
-        let sockets = pod
+    pub fn start(at: Source<'_>, ports: &[u16]) -> Listeners {
+        let addr = IpAddr::V4(at.ip);
+        let sockets = at
             .ns
             .netns()
             .run(|| -> io::Result<Vec<(TcpListener, UdpSocket)>> {
@@ -168,9 +168,71 @@ pub enum Transport {
     Udp,
 }
 
-/// One connection attempt from a pod to an address.
+/// Where probes start: a namespace and the address to send from.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub ns: &'a ScratchNetns,
+    pub ip: Ipv4Addr,
+}
+
+impl Pod {
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            ns: &self.ns,
+            ip: self.ip,
+        }
+    }
+}
+
+impl Node {
+    /// Every pod as a probe source, in order.
+    pub fn sources(&self) -> Vec<Source<'_>> {
+        self.pods.iter().map(Pod::source).collect()
+    }
+
+    /// Another namespace outside the node, joined to it by a veth pair:
+    /// `node_if` with `node_ip`/24 in the node, `eth0` with `outside_ip`/24
+    /// outside, and a route from outside to the pods' 10.65.0.0/16 via the
+    /// node.
+    pub fn add_outside(
+        &self,
+        tag: &str,
+        node_if: &str,
+        node_ip: Ipv4Addr,
+        outside_ip: Ipv4Addr,
+    ) -> ScratchNetns {
+        let outside = ScratchNetns::new(tag);
+        let node_cmds = [
+            format!(
+                "ip link add {node_if} type veth peer name eth0 netns {}",
+                outside.name()
+            ),
+            format!("ip addr add {node_ip}/24 dev {node_if}"),
+            format!("ip link set {node_if} up"),
+        ];
+        for cmd in &node_cmds {
+            self.ns
+                .exec(&cmd.split(' ').collect::<Vec<_>>())
+                .unwrap_or_else(|e| panic!("`{cmd}`: {e}"));
+        }
+        let outside_cmds = [
+            format!("ip addr add {outside_ip}/24 dev eth0"),
+            "ip link set eth0 up".to_string(),
+            format!("ip route add 10.65.0.0/16 via {node_ip}"),
+        ];
+        for cmd in &outside_cmds {
+            outside
+                .exec(&cmd.split(' ').collect::<Vec<_>>())
+                .unwrap_or_else(|e| panic!("`{cmd}`: {e}"));
+        }
+        outside
+    }
+}
+
+/// One connection attempt from a source to an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
+    /// Index into the sources given to [`run_probes`].
     pub src_pod: usize,
     pub transport: Transport,
     pub src_port: u16,
@@ -189,9 +251,10 @@ pub enum Outcome {
     Failed(String),
 }
 
-fn open(pod: &Pod, probes: &[Probe]) -> Vec<io::Result<Socket>> {
-    let src = pod.ip;
-    pod.ns
+fn open(source: Source<'_>, probes: &[Probe]) -> Vec<io::Result<Socket>> {
+    let src = source.ip;
+    source
+        .ns
         .netns()
         .run(|| {
             probes
@@ -259,9 +322,9 @@ fn attempt(socket: Socket, probe: &Probe, timeout: Duration) -> Outcome {
 }
 
 /// Runs every probe at once and returns what each saw, in order.
-pub fn run_probes(pods: &[Pod], probes: &[Probe], timeout: Duration) -> Vec<Outcome> {
+pub fn run_probes(sources: &[Source<'_>], probes: &[Probe], timeout: Duration) -> Vec<Outcome> {
     let mut sockets: Vec<Option<io::Result<Socket>>> = (0..probes.len()).map(|_| None).collect();
-    for (index, pod) in pods.iter().enumerate() {
+    for (index, source) in sources.iter().enumerate() {
         let mine: Vec<usize> = (0..probes.len())
             .filter(|i| probes[*i].src_pod == index)
             .collect();
@@ -269,7 +332,7 @@ pub fn run_probes(pods: &[Pod], probes: &[Probe], timeout: Duration) -> Vec<Outc
             continue;
         }
         let list: Vec<Probe> = mine.iter().map(|i| probes[*i]).collect();
-        for (i, socket) in mine.into_iter().zip(open(pod, &list)) {
+        for (i, socket) in mine.into_iter().zip(open(*source, &list)) {
             sockets[i] = Some(socket);
         }
     }
