@@ -19,7 +19,6 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::allocator::Ipam;
-use crate::allocator::topology::{RESOURCE_ROOT, decode_resource};
 use crate::block::WINDOWS_RESERVED_HANDLE;
 use crate::error::IpamError;
 use crate::pools::parse_pools;
@@ -725,13 +724,7 @@ impl<B: Backend> Ipam<B> {
     /// Every WorkloadEndpoint resource in the datastore (for
     /// [`CheckInput::workload_endpoints`]).
     pub async fn list_workload_endpoints(&self) -> Result<Vec<WorkloadEndpoint>, IpamError> {
-        let prefix = format!("{RESOURCE_ROOT}workloadendpoints/");
-        self.store
-            .list_raw(&prefix)
-            .await?
-            .into_iter()
-            .map(|(key, value, _)| decode_resource(&key, &value))
-            .collect()
+        self.store.workload_endpoints().await
     }
 }
 
