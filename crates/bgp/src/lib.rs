@@ -3,4 +3,5 @@
 //! Owns the wire format, the per-peer session state machine, the RIBs and
 //! the driver that runs sessions over TCP. Work in progress.
 
+pub mod attributes;
 pub mod wire;
