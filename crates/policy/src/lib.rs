@@ -5,11 +5,11 @@
 //! - the [label index](index): incremental matching of many selectors
 //!   against many labelled items, with inheritance from profiles;
 //! - [policy resolution](engine): from tiers, policies, profiles, network
-//!   sets and endpoints to one dataplane-neutral [program](program) per
+//!   sets and endpoints to one dataplane-neutral [program] per
 //!   endpoint, the rules of every policy in use, and the members of every
 //!   IP set those rules name; incrementally, reporting what changed;
 //! - [Kubernetes NetworkPolicy conversion](knp), exactly as Calico does it;
-//! - [explain](explain): a reference evaluator that judges a flow straight
+//! - [explain]: a reference evaluator that judges a flow straight
 //!   from the resources, and [`eval`], which judges it from the program, so
 //!   the two can be compared (and a dataplane tested against either).
 //!

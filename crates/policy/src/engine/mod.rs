@@ -6,8 +6,8 @@
 //!   (what Calico's active rules calculator does); a policy is active while
 //!   it selects at least one, and only active policies are compiled.
 //! - `member_index` matches the selectors of active IP sets against *all*
-//!   endpoints and network sets, and [`ipsets`] turns matches into members.
-//! - [`resolve`] orders the policies selecting each dirty endpoint into
+//!   endpoints and network sets, and `ipsets` turns matches into members.
+//! - `resolve` orders the policies selecting each dirty endpoint into
 //!   tiers (what Calico's policy resolver and sorter do) and publishes what
 //!   changed.
 //!
@@ -129,7 +129,7 @@ pub struct PolicyEngine {
     profile_users: HashMap<String, HashSet<EndpointKey>>,
 
     ip_sets: HashMap<IpSetId, ipsets::SetState>,
-    /// Sets no longer used, oldest first (see [`ipsets`]).
+    /// Sets no longer used, oldest first (see `ipsets`).
     idle_sets: VecDeque<IpSetId>,
     selector_sets: HashMap<String, HashSet<IpSetId>>,
 
