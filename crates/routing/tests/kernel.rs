@@ -1,0 +1,446 @@
+//! The driver against real kernels objects: "nodes" are network
+//! namespaces on a veth/bridge underlay, "pods" are namespaces behind them
+//! wired as Calico's CNI plugin wires them (a /32 on the pod's eth0, a
+//! gateway at 169.254.1.1 answered by proxy ARP). Every namespace is
+//! removed on drop, even when a test fails. Needs root.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+
+use calico_model::ipam::AllocationBlock;
+use calico_model::node::NodeBgpSpec;
+use calico_model::{EncapMode, IpPool, IpPoolSpec, Node, ObjectMeta};
+use calico_netlink::testing::ScratchNetns;
+use calico_routing::{Desired, Reconciler, RoutingInput, StepError, Via, compute};
+
+fn sh(ns: &ScratchNetns, command: &str) -> String {
+    let argv: Vec<&str> = command.split_whitespace().collect();
+    ns.exec(&argv).unwrap_or_else(|e| panic!("{command}: {e}"))
+}
+
+/// A node namespace with `eth0` on a bridge in `fabric`, and its pods.
+struct TestNode {
+    name: String,
+    ns: ScratchNetns,
+    address: String,
+    pods: Vec<(ScratchNetns, Ipv4Addr)>,
+}
+
+/// Bridges (one per subnet) live in `fabric`; with two subnets a router
+/// namespace joins them at .1 of each.
+struct Lab {
+    fabric: ScratchNetns,
+    router: Option<ScratchNetns>,
+    nodes: Vec<TestNode>,
+}
+
+impl Lab {
+    /// `nodes`: (name, subnet index 1 or 2, host part).
+    fn new(nodes: &[(&str, u8, u8)], router: bool) -> Lab {
+        let fabric = ScratchNetns::new("rt-fabric");
+        for subnet in [1, 2] {
+            sh(&fabric, &format!("ip link add br{subnet} type bridge"));
+            sh(&fabric, &format!("ip link set br{subnet} up"));
+        }
+        let router = router.then(|| {
+            let r = ScratchNetns::new("rt-router");
+            for subnet in [1, 2] {
+                attach(
+                    &fabric,
+                    &r,
+                    subnet,
+                    &format!("r{subnet}"),
+                    &format!("eth{subnet}"),
+                    &format!("10.0.{subnet}.1/24"),
+                );
+            }
+            sh(&r, "sysctl -qw net.ipv4.ip_forward=1");
+            r
+        });
+        let mut lab = Lab {
+            fabric,
+            router,
+            nodes: Vec::new(),
+        };
+        for (name, subnet, host) in nodes {
+            let ns = ScratchNetns::new("rt-node");
+            let address = format!("10.0.{subnet}.{host}/24");
+            attach(
+                &lab.fabric,
+                &ns,
+                *subnet,
+                &format!("port-{name}"),
+                "eth0",
+                &address,
+            );
+            sh(&ns, &format!("ip route add default via 10.0.{subnet}.1"));
+            sh(&ns, "sysctl -qw net.ipv4.ip_forward=1");
+            lab.nodes.push(TestNode {
+                name: name.to_string(),
+                ns,
+                address,
+                pods: Vec::new(),
+            });
+        }
+        lab
+    }
+
+    fn node(&self, name: &str) -> &TestNode {
+        self.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+
+    /// A pod behind `node` at `ip`, wired as the CNI plugin does.
+    fn add_pod(&mut self, node: &str, ip: &str) {
+        let index = self.nodes.iter().position(|n| n.name == node).unwrap();
+        let pod = ScratchNetns::new("rt-pod");
+        let n = &self.nodes[index];
+        let host_if = format!("cali{}", n.pods.len());
+        sh(
+            &n.ns,
+            &format!(
+                "ip link add {host_if} type veth peer name eth0 netns {}",
+                pod.name()
+            ),
+        );
+        sh(&n.ns, &format!("ip link set {host_if} up"));
+        sh(
+            &n.ns,
+            &format!("sysctl -qw net.ipv4.conf.{host_if}.proxy_arp=1"),
+        );
+        sh(
+            &n.ns,
+            &format!("ip route add {ip}/32 dev {host_if} scope link"),
+        );
+        sh(&pod, &format!("ip addr add {ip}/32 dev eth0"));
+        sh(&pod, "ip link set eth0 up");
+        sh(&pod, "ip route add 169.254.1.1 dev eth0 scope link");
+        sh(&pod, "ip route add default via 169.254.1.1 dev eth0");
+        self.nodes[index].pods.push((pod, ip.parse().unwrap()));
+    }
+
+    fn pod(&self, node: &str, index: usize) -> &(ScratchNetns, Ipv4Addr) {
+        &self.node(node).pods[index]
+    }
+
+    /// Can pod `from` reach pod `to` over TCP (and back)?
+    fn reaches(&self, from: (&str, usize), to: (&str, usize)) -> bool {
+        let (source, _) = self.pod(from.0, from.1);
+        let (target, ip) = self.pod(to.0, to.1);
+        let server = target.tcp_echo(IpAddr::V4(*ip));
+        source.tcp_probe(server.address).is_ok()
+    }
+
+    /// Node resources with their tunnel addresses (.1 of each node's
+    /// block), one pool, one /26 per node: 192.168.<i>.0/26 for node i.
+    fn input(&self, me: &str, vxlan: EncapMode, nat: bool, host_mtu: u32) -> RoutingInput {
+        let mut nodes = Vec::new();
+        let mut blocks = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let mut node = Node {
+                metadata: ObjectMeta::named(&n.name),
+                ..Default::default()
+            };
+            node.spec.bgp = Some(NodeBgpSpec {
+                ipv4_address: n.address.clone(),
+                ..Default::default()
+            });
+            node.spec.ipv4_vxlan_tunnel_addr = format!("192.168.{i}.1");
+            nodes.push(node);
+            blocks.push(AllocationBlock::new(
+                format!("192.168.{i}.0/26").parse().unwrap(),
+                Some(format!("host:{}", n.name)),
+                0,
+            ));
+        }
+        let pool = IpPool {
+            metadata: ObjectMeta::named("default-ipv4-ippool"),
+            spec: IpPoolSpec {
+                cidr: "192.168.0.0/16".into(),
+                vxlan_mode: Some(vxlan),
+                nat_outgoing: nat,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        RoutingInput::from_resources(me, &nodes, &[pool], &blocks, [], host_mtu)
+    }
+
+    /// Computes and applies every node's routing; returns each node's
+    /// desired state.
+    fn program(&self, vxlan: EncapMode, nat: bool) -> BTreeMap<String, Desired> {
+        let mut out = BTreeMap::new();
+        for n in &self.nodes {
+            let mut reconciler = Reconciler::open_default(&n.ns.path()).unwrap();
+            let mtu = reconciler
+                .host_mtu(&calico_routing::mtu::default_pattern())
+                .unwrap();
+            let desired = compute(&self.input(&n.name, vxlan, nat, mtu));
+            assert!(desired.problems.is_empty(), "{:?}", desired.problems);
+            reconciler
+                .apply(&desired)
+                .unwrap_or_else(|e| panic!("{}: {e}", n.name));
+            out.insert(n.name.clone(), desired);
+        }
+        out
+    }
+}
+
+/// A veth from `ns` (as `inner`) to bridge `br<subnet>` in `fabric`.
+fn attach(
+    fabric: &ScratchNetns,
+    ns: &ScratchNetns,
+    subnet: u8,
+    port: &str,
+    inner: &str,
+    address: &str,
+) {
+    sh(
+        fabric,
+        &format!(
+            "ip link add {port} type veth peer name {inner} netns {}",
+            ns.name()
+        ),
+    );
+    sh(fabric, &format!("ip link set {port} master br{subnet} up"));
+    sh(ns, &format!("ip addr add {address} dev {inner}"));
+    sh(ns, &format!("ip link set {inner} up"));
+}
+
+fn vxlan_tx_packets(ns: &ScratchNetns) -> u64 {
+    let json = sh(ns, "ip -s -j link show vxlan.calico");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+}
+
+#[test]
+fn vxlan_always_carries_pod_traffic_between_two_nodes() {
+    let mut lab = Lab::new(&[("a", 1, 11), ("b", 1, 12)], false);
+    lab.add_pod("a", "192.168.0.5");
+    lab.add_pod("b", "192.168.1.5");
+    assert!(
+        !lab.reaches(("a", 0), ("b", 0)),
+        "without routes the pods cannot reach each other"
+    );
+
+    let desired = lab.program(EncapMode::Always, false);
+    assert!(lab.reaches(("a", 0), ("b", 0)));
+    assert!(lab.reaches(("b", 0), ("a", 0)));
+
+    let a = &lab.node("a").ns;
+    let link = sh(a, "ip -d link show vxlan.calico");
+    assert!(link.contains("vxlan id 4096"), "{link}");
+    assert!(link.contains("dstport 4789"), "{link}");
+    assert!(link.contains("mtu 1450"), "host MTU 1500 less 50: {link}");
+    let routes = sh(a, "ip route show proto 80");
+    assert!(
+        routes.contains("192.168.1.0/26 via 192.168.1.1 dev vxlan.calico onlink"),
+        "{routes}"
+    );
+    assert!(routes.contains("blackhole 192.168.0.0/26"), "{routes}");
+    let mac_b = calico_netlink::format_mac(&calico_routing::vtep_mac("b"));
+    let neighbours = sh(a, "ip neigh show dev vxlan.calico");
+    assert!(
+        neighbours.contains(&format!("192.168.1.1 lladdr {mac_b} PERMANENT")),
+        "{neighbours}"
+    );
+    let fdb = sh(a, "bridge fdb show dev vxlan.calico");
+    assert!(
+        fdb.contains(&format!("{mac_b} dst 10.0.1.12 self permanent")),
+        "{fdb}"
+    );
+    let sent = vxlan_tx_packets(a);
+    assert!(lab.reaches(("a", 0), ("b", 0)));
+    assert!(
+        vxlan_tx_packets(a) > sent,
+        "the traffic went through vxlan.calico"
+    );
+
+    // Applying the same state again changes nothing.
+    let mut again = Reconciler::open_default(&a.path()).unwrap();
+    assert_eq!(again.apply(&desired["a"]).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn drift_is_repaired_and_foreign_routes_are_left_alone() {
+    let mut lab = Lab::new(&[("a", 1, 11), ("b", 1, 12)], false);
+    lab.add_pod("a", "192.168.0.5");
+    lab.add_pod("b", "192.168.1.5");
+    let desired = lab.program(EncapMode::Always, false);
+    let a = &lab.node("a").ns;
+    // Someone else's routes, including one with the boot protocol the CNI
+    // plugin uses and a static one into the pool.
+    sh(a, "ip route add 10.99.0.0/24 via 10.0.1.12 proto static");
+    sh(a, "ip route add 192.168.7.0/26 via 10.0.1.12 proto boot");
+    // Drift: our route deleted, a stale one of ours added, an ARP entry
+    // changed, the device's MTU changed.
+    sh(a, "ip route del 192.168.1.0/26");
+    sh(a, "ip route add 192.168.9.0/26 via 10.0.1.12 proto 80");
+    sh(
+        a,
+        "ip neigh replace 192.168.1.1 lladdr 66:00:00:00:00:01 dev vxlan.calico nud permanent",
+    );
+    sh(a, "ip link set vxlan.calico mtu 1300");
+    assert!(!lab.reaches(("a", 0), ("b", 0)));
+
+    let mut reconciler = Reconciler::open_default(&a.path()).unwrap();
+    let changes = reconciler.apply(&desired["a"]).unwrap();
+    assert!(
+        changes.iter().any(|c| c == "vxlan.calico mtu 1450"),
+        "{changes:#?}"
+    );
+    assert!(
+        changes.iter().any(|c| c == "removed route 192.168.9.0/26"),
+        "{changes:#?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("route 192.168.1.0/26 via 192.168.1.1")),
+        "{changes:#?}"
+    );
+    assert!(lab.reaches(("a", 0), ("b", 0)));
+    let routes = sh(a, "ip route show");
+    assert!(
+        routes.contains("10.99.0.0/24 via 10.0.1.12 dev eth0 proto static"),
+        "{routes}"
+    );
+    let boot = sh(a, "ip route show proto boot");
+    assert!(
+        boot.contains("192.168.7.0/26 via 10.0.1.12 dev eth0"),
+        "{boot}"
+    );
+
+    // Removing everything takes only what is ours.
+    reconciler.remove_all().unwrap();
+    assert!(!a.link_names().iter().any(|l| l == "vxlan.calico"));
+    assert_eq!(sh(a, "ip route show proto 80"), "");
+    let routes = sh(a, "ip route show");
+    assert!(routes.contains("10.99.0.0/24"), "{routes}");
+    assert!(routes.contains("192.168.7.0/26"), "{routes}");
+    // And twice is fine.
+    reconciler.remove_all().unwrap();
+}
+
+#[test]
+fn cross_subnet_tunnels_only_between_subnets() {
+    let mut lab = Lab::new(&[("a", 1, 11), ("b", 1, 12), ("c", 2, 13)], true);
+    lab.add_pod("a", "192.168.0.5");
+    lab.add_pod("b", "192.168.1.5");
+    lab.add_pod("c", "192.168.2.5");
+    let desired = lab.program(EncapMode::CrossSubnet, false);
+    assert_eq!(
+        desired["a"].routes[&"192.168.1.0/26".parse().unwrap()],
+        Via::Underlay {
+            gateway: "10.0.1.12".parse().unwrap()
+        }
+    );
+    let a = &lab.node("a").ns;
+    let routes = sh(a, "ip route show proto 80");
+    assert!(
+        routes.contains("192.168.1.0/26 via 10.0.1.12 dev eth0"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("192.168.2.0/26 via 192.168.2.1 dev vxlan.calico onlink"),
+        "{routes}"
+    );
+
+    for (from, to) in [
+        ("a", "b"),
+        ("b", "a"),
+        ("a", "c"),
+        ("c", "a"),
+        ("b", "c"),
+        ("c", "b"),
+    ] {
+        assert!(lab.reaches((from, 0), (to, 0)), "{from} -> {to}");
+    }
+    // Within the subnet nothing is encapsulated; across it, everything is.
+    let before = vxlan_tx_packets(a);
+    assert!(lab.reaches(("a", 0), ("b", 0)));
+    assert_eq!(vxlan_tx_packets(a), before, "same subnet: no VXLAN");
+    assert!(lab.reaches(("a", 0), ("c", 0)));
+    assert!(vxlan_tx_packets(a) > before, "other subnet: VXLAN");
+}
+
+#[test]
+fn nat_outgoing_lets_pods_reach_the_outside() {
+    let mut lab = Lab::new(&[("a", 1, 11), ("b", 2, 12)], true);
+    lab.add_pod("a", "192.168.0.5");
+    lab.add_pod("b", "192.168.1.5");
+    let router = lab.router.as_ref().unwrap();
+    let outside = router.tcp_echo("10.0.2.1".parse().unwrap());
+    let probe = |lab: &Lab| lab.pod("a", 0).0.tcp_probe(outside.address).is_ok();
+
+    lab.program(EncapMode::Always, false);
+    assert!(
+        !probe(&lab),
+        "the router has no route back to the pod without NAT"
+    );
+    lab.program(EncapMode::Always, true);
+    assert!(probe(&lab), "masqueraded as node a's address");
+    let table = sh(&lab.node("a").ns, "nft list table ip calico-nat");
+    assert!(table.contains("masquerade"), "{table}");
+    // Pod to pod is not translated: b sees a's pod address.
+    let (b_pod, b_ip) = lab.pod("b", 0);
+    let listener = b_pod.tcp_echo(IpAddr::V4(*b_ip));
+    assert!(lab.pod("a", 0).0.tcp_probe(listener.address).is_ok());
+    let conntrack = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            b_pod.name(),
+            "cat",
+            "/proc/net/nf_conntrack",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !conntrack.is_empty() {
+        assert!(conntrack.contains("src=192.168.0.5"), "{conntrack}");
+    }
+
+    lab.program(EncapMode::Always, false);
+    let tables = sh(&lab.node("a").ns, "nft list tables");
+    assert!(!tables.contains("calico-nat"), "{tables}");
+    assert!(!probe(&lab));
+}
+
+#[test]
+fn ipip_on_a_kernel_without_it_is_reported_clearly() {
+    let ns = ScratchNetns::new("rt-ipip");
+    let kernel_has_ipip = ns
+        .exec(&["ip", "link", "add", "probe0", "type", "ipip"])
+        .is_ok()
+        || ns.link_names().iter().any(|l| l == "tunl0");
+    let _ = ns.exec(&["ip", "link", "del", "probe0"]);
+    let mut reconciler = Reconciler::open_default(&ns.path()).unwrap();
+    assert_eq!(reconciler.ipip_supported().unwrap(), kernel_has_ipip);
+
+    let desired = Desired {
+        ipip: Some(calico_routing::IpipDevice {
+            name: "tunl0".into(),
+            mtu: 1480,
+            address: "192.168.0.2".parse().unwrap(),
+        }),
+        ..Default::default()
+    };
+    let outcome = reconciler.apply(&desired);
+    if kernel_has_ipip {
+        outcome.unwrap();
+        assert!(sh(&ns, "ip addr show tunl0").contains("192.168.0.2/32"));
+    } else {
+        let error = outcome.unwrap_err();
+        assert!(
+            matches!(error.failures[..], [StepError::IpipUnsupported { .. }]),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("this kernel has no IPIP support"),
+            "{error}"
+        );
+    }
+}
