@@ -188,6 +188,7 @@ mod tests {
     use super::*;
     use crate::meta::ObjectMeta;
     use crate::policy::{NetworkPolicy, NetworkPolicySpec};
+    use crate::rule::{Action, Rule};
 
     #[test]
     fn keys_both_ways() {
@@ -281,13 +282,16 @@ mod tests {
             spec: NetworkPolicySpec {
                 tier: "default".into(),
                 selector: "app == 'web' && role != 'x'".into(),
+                ingress: vec![Rule::new(Action::Allow)],
                 ..Default::default()
             },
         });
         let value = to_etcd_value(&p);
+        // A rule's empty source and destination are left out, as Calico
+        // (`omitzero`) leaves them out.
         assert_eq!(
             value,
-            r#"{"kind":"NetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"allow-web","namespace":"prod","uid":"u1","annotations":{"projectcalico.org/metadata":"{\"name\":\"allow-web\"}"}},"spec":{"tier":"default","selector":"app == 'web' \u0026\u0026 role != 'x'"}}"#
+            r#"{"kind":"NetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"allow-web","namespace":"prod","uid":"u1","annotations":{"projectcalico.org/metadata":"{\"name\":\"allow-web\"}"}},"spec":{"tier":"default","ingress":[{"action":"Allow"}],"selector":"app == 'web' \u0026\u0026 role != 'x'"}}"#
         );
         let key = parse_resource_key(&key_of(&p)).unwrap();
         let back = from_etcd_value(&key, value.as_bytes(), 42).unwrap();

@@ -184,6 +184,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&rule).unwrap(), json);
     }
 
+    /// Calico tags a rule's `source` and `destination` `omitzero`: a side
+    /// with no criteria is left out of etcd values and printed output alike.
     #[test]
     fn empty_entity_rules_are_omitted() {
         let rule = Rule::new(Action::Deny);

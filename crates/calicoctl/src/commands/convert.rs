@@ -1,8 +1,10 @@
 //! `convert -f FILE`: Kubernetes NetworkPolicies as the Calico v3
 //! NetworkPolicies Calico converts them to, as older calicoctl printed
 //! them: the Kubernetes name kept, the policy in tier `default` at order
-//! 1000, cluster-specific metadata dropped, several results in a v1 `List`.
-//! Nothing is read from or written to the datastore.
+//! 1000, cluster-specific metadata dropped (the creation time printed as
+//! `null`), a rule's empty `source` and `destination` printed as `{}`,
+//! several results in a v1 `List`. Nothing is read from or written to the
+//! datastore.
 
 use anyhow::{anyhow, bail};
 use serde_json::{Map, Value};
@@ -65,6 +67,9 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
             // Go prints the zeroed creation time as null.
             meta.insert("creationTimestamp".into(), Value::Null);
         }
+        if let Some(spec) = value.get_mut("spec") {
+            write_empty_rule_sides(spec);
+        }
         results.push(value);
     }
     let output = if results.len() > 1 {
@@ -82,4 +87,32 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
     };
     crate::output::emit(&print(&[output], format))?;
     Ok(())
+}
+
+/// The calicoctl releases that had `convert` wrote a rule's empty `source`
+/// and `destination` as `{}`; Calico has since marked both `omitzero`, and
+/// calico-model, following it, leaves them out. They are put back here, in
+/// the place Go's field order gives them (after the protocol and ICMP
+/// fields, before `http` and `metadata`).
+fn write_empty_rule_sides(spec: &mut Value) {
+    const SIDES: [(&str, &[&str]); 2] = [
+        ("source", &["destination", "http", "metadata"]),
+        ("destination", &["http", "metadata"]),
+    ];
+    for direction in ["ingress", "egress"] {
+        let Some(Value::Array(rules)) = spec.get_mut(direction) else {
+            continue;
+        };
+        for rule in rules.iter_mut().filter_map(Value::as_object_mut) {
+            for (side, later) in SIDES {
+                if !rule.contains_key(side) {
+                    let at = rule
+                        .keys()
+                        .position(|k| later.contains(&k.as_str()))
+                        .unwrap_or(rule.len());
+                    rule.shift_insert(at, side.into(), Value::Object(Map::new()));
+                }
+            }
+        }
+    }
 }
