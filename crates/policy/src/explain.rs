@@ -205,6 +205,73 @@ impl ResourceSet {
     }
 }
 
+/// One end of a flow to explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Endpoint(EndpointKey),
+    /// An address; if it belongs to exactly one endpoint, that endpoint's
+    /// policy applies.
+    Address(IpAddr),
+}
+
+/// Why a flow could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    #[error("{0} does not exist (or has no addresses yet)")]
+    UnknownEndpoint(EndpointKey),
+    #[error("{endpoint} has no {family} address")]
+    NoAddress {
+        endpoint: EndpointKey,
+        family: &'static str,
+    },
+}
+
+impl ResourceSet {
+    /// The flow from `src` to `dst`, with `packet` building the packet from
+    /// the two addresses. Endpoints use their address in the family of a
+    /// bare address on the other side, else IPv4 when both have one.
+    pub fn flow(
+        &self,
+        src: &Peer,
+        dst: &Peer,
+        packet: impl FnOnce(IpAddr, IpAddr) -> Packet,
+    ) -> Result<Flow, FlowError> {
+        let family = |p: &Peer| match p {
+            Peer::Address(a) => Some(a.is_ipv6()),
+            Peer::Endpoint(_) => None,
+        };
+        let has = |p: &Peer, v6: bool| match p {
+            Peer::Address(a) => a.is_ipv6() == v6,
+            Peer::Endpoint(k) => self.address_of(k, v6).is_some(),
+        };
+        let v6 = family(src).or(family(dst)).unwrap_or_else(|| {
+            !(has(src, false) && has(dst, false)) && has(src, true) && has(dst, true)
+        });
+        let resolve = |p: &Peer| -> Result<(Option<EndpointKey>, IpAddr), FlowError> {
+            match p {
+                Peer::Address(a) => Ok((self.endpoint_at(*a), *a)),
+                Peer::Endpoint(k) => {
+                    if Item::endpoint(self, k).is_none() {
+                        return Err(FlowError::UnknownEndpoint(k.clone()));
+                    }
+                    let a = self.address_of(k, v6).ok_or_else(|| FlowError::NoAddress {
+                        endpoint: k.clone(),
+                        family: if v6 { "IPv6" } else { "IPv4" },
+                    })?;
+                    Ok((Some(k.clone()), a))
+                }
+            }
+        };
+        let (src_endpoint, s) = resolve(src)?;
+        let (dst_endpoint, d) = resolve(dst)?;
+        Ok(Flow {
+            src_endpoint,
+            dst_endpoint,
+            packet: packet(s, d),
+        })
+    }
+}
+
 // ----- items: endpoints and network sets with their labels -----
 
 struct Item {

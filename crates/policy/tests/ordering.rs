@@ -567,3 +567,61 @@ fn host_endpoints_failsafe_untracked_and_pre_dnat() {
     w.apply(g);
     assert_eq!(client_to_server(&w, 80).verdict, Verdict::Allow);
 }
+
+#[test]
+fn flows_from_peers() {
+    use calico_policy::explain::{FlowError, Peer as P};
+    let mut w = world();
+    let mut dual = pod("ns1", "dual", "10.0.1.7", &[]);
+    dual.spec.ip_networks.push("fd00::7/128".into());
+    w.apply(dual);
+    let client = pod_key("ns1", "client");
+    let flow = w
+        .resources
+        .flow(
+            &P::Address(ip("10.0.1.2")),
+            &P::Endpoint(pod_key("ns1", "server")),
+            tcp_to(80),
+        )
+        .unwrap();
+    assert_eq!(
+        flow.src_endpoint,
+        Some(client.clone()),
+        "a bare address is attributed to its endpoint"
+    );
+    assert_eq!(flow.packet.dst, ip("10.0.1.1"));
+    let v6 = w
+        .resources
+        .flow(
+            &P::Address(ip("fd00::99")),
+            &P::Endpoint(pod_key("ns1", "dual")),
+            tcp_to(80),
+        )
+        .unwrap();
+    assert_eq!(v6.packet.dst, ip("fd00::7"));
+    assert_eq!(v6.src_endpoint, None);
+    assert_eq!(
+        w.resources
+            .flow(
+                &P::Address(ip("fd00::99")),
+                &P::Endpoint(client),
+                tcp_to(80)
+            )
+            .unwrap_err(),
+        FlowError::NoAddress {
+            endpoint: pod_key("ns1", "client"),
+            family: "IPv6"
+        }
+    );
+    let missing = pod_key("ns1", "nope");
+    assert_eq!(
+        w.resources
+            .flow(
+                &P::Endpoint(missing.clone()),
+                &P::Address(ip("10.0.0.1")),
+                tcp_to(80)
+            )
+            .unwrap_err(),
+        FlowError::UnknownEndpoint(missing)
+    );
+}
