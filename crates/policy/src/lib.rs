@@ -56,6 +56,7 @@ pub mod index;
 pub mod knp;
 mod normalize;
 pub mod program;
+mod render;
 pub mod update;
 
 pub use engine::{Changes, EngineConfig, EngineError, EngineStats, PolicyEngine};

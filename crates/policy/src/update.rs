@@ -2,8 +2,8 @@
 
 use calico_model::k8s::NetworkPolicy as K8sNetworkPolicy;
 use calico_model::{
-    GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, NetworkPolicy, NetworkSet, Profile, Tier,
-    WorkloadEndpoint,
+    AnyResource, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, Kind, NetworkPolicy,
+    NetworkSet, Profile, Tier, WorkloadEndpoint,
 };
 
 /// A resource upsert or delete. Resources are boxed because they are large
@@ -78,6 +78,43 @@ from_resource! {
 }
 
 impl Update {
+    /// The upsert for a resource of a kind policy depends on; `None` for
+    /// other kinds (IP pools, BGP, configuration, staged policy).
+    pub fn from_resource(resource: AnyResource) -> Option<Update> {
+        Some(match resource {
+            AnyResource::Tier(r) => r.into(),
+            AnyResource::NetworkPolicy(r) => r.into(),
+            AnyResource::GlobalNetworkPolicy(r) => r.into(),
+            AnyResource::KubernetesNetworkPolicy(r) => r.into(),
+            AnyResource::Profile(r) => r.into(),
+            AnyResource::NetworkSet(r) => r.into(),
+            AnyResource::GlobalNetworkSet(r) => r.into(),
+            AnyResource::HostEndpoint(r) => r.into(),
+            AnyResource::WorkloadEndpoint(r) => r.into(),
+            _ => return None,
+        })
+    }
+
+    /// The delete for a resource of a kind policy depends on (`namespace`
+    /// is ignored for cluster-wide kinds); `None` for other kinds.
+    pub fn delete(kind: Kind, namespace: &str, name: &str) -> Option<Update> {
+        let (namespace, name) = (namespace.to_string(), name.to_string());
+        Some(match kind {
+            Kind::Tier => Update::DeleteTier { name },
+            Kind::NetworkPolicy => Update::DeleteNetworkPolicy { namespace, name },
+            Kind::GlobalNetworkPolicy => Update::DeleteGlobalNetworkPolicy { name },
+            Kind::KubernetesNetworkPolicy => {
+                Update::DeleteKubernetesNetworkPolicy { namespace, name }
+            }
+            Kind::Profile => Update::DeleteProfile { name },
+            Kind::NetworkSet => Update::DeleteNetworkSet { namespace, name },
+            Kind::GlobalNetworkSet => Update::DeleteGlobalNetworkSet { name },
+            Kind::HostEndpoint => Update::DeleteHostEndpoint { name },
+            Kind::WorkloadEndpoint => Update::DeleteWorkloadEndpoint { namespace, name },
+            _ => return None,
+        })
+    }
+
     /// `kind namespace/name` of the resource, for messages.
     pub fn describe(&self) -> String {
         fn ns(kind: &str, namespace: &str, name: &str) -> String {
