@@ -125,9 +125,9 @@ impl<B: Backend> Client<B> {
         }
     }
 
-    /// Every resource of `kind`, in one namespace or (with `None`, or for
-    /// cluster-wide kinds) all, keeping those whose labels match
-    /// `selector`. Sorted by namespace, then name.
+    /// Every resource of `kind`, in one namespace or (with `None` or an
+    /// empty namespace, or for cluster-wide kinds) all, keeping those whose
+    /// labels match `selector`. Sorted by namespace, then name.
     pub async fn list(
         &self,
         kind: Kind,
@@ -135,7 +135,6 @@ impl<B: Backend> Client<B> {
         selector: Option<&Selector>,
     ) -> Result<ResourceList, Error> {
         let (stored_kind, name_prefix) = kubernetes::stored_listing(kind);
-        let namespace = namespace.filter(|ns| !ns.is_empty());
         let listing = self
             .backend
             .list(&keys::resource_prefix(stored_kind, namespace))

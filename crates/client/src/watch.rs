@@ -38,15 +38,15 @@ pub enum WatchEvent {
 }
 
 impl<B: Backend> Client<B> {
-    /// Every change to resources of `kind` (in `namespace`, when given)
-    /// after `resource_version` (a listing's, or `None` for "from now").
+    /// Every change to resources of `kind` (in `namespace`, when given and
+    /// not empty) after `resource_version` (a listing's, or `None` for "from
+    /// now").
     pub async fn watch(
         &self,
         kind: Kind,
         namespace: Option<&str>,
         resource_version: Option<&str>,
     ) -> Result<impl Stream<Item = WatchEvent> + Send + 'static, Error> {
-        let namespace = namespace.filter(|ns| !ns.is_empty());
         let datastore = |source| Error::DatastoreList {
             kind,
             source: Box::new(source),

@@ -154,6 +154,13 @@ async fn apply_creates_then_updates(client: Client<AnyBackend>) {
 
 async fn list_by_namespace_and_selector(client: Client<AnyBackend>) {
     client.ensure_initialized("", "").await.unwrap();
+    // An empty namespace means every namespace, for watches as for lists.
+    let mut watch = Box::pin(
+        client
+            .watch(Kind::NetworkPolicy, Some(""), None)
+            .await
+            .unwrap(),
+    );
     for (ns, name, app) in [("a", "p1", "web"), ("a", "p2", "db"), ("b", "p3", "web")] {
         client
             .create(res(
@@ -164,13 +171,24 @@ async fn list_by_namespace_and_selector(client: Client<AnyBackend>) {
             .await
             .unwrap();
     }
+    let mut watched = Vec::new();
+    while watched.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(10), watch.next()).await {
+            Ok(Some(WatchEvent::Added(r))) => watched.push(r.display_name()),
+            other => panic!("want Added, got {other:?}"),
+        }
+    }
+    assert_eq!(watched, ["a/p1", "a/p2", "b/p3"]);
     let names = |list: calico_client::ResourceList| -> Vec<String> {
         list.items.iter().map(|r| r.display_name()).collect()
     };
-    assert_eq!(
-        names(client.list(Kind::NetworkPolicy, None, None).await.unwrap()),
-        ["a/p1", "a/p2", "b/p3"]
-    );
+    for all in [None, Some("")] {
+        assert_eq!(
+            names(client.list(Kind::NetworkPolicy, all, None).await.unwrap()),
+            ["a/p1", "a/p2", "b/p3"],
+            "{all:?}"
+        );
+    }
     assert_eq!(
         names(
             client

@@ -43,10 +43,14 @@ pub fn key_of(resource: &AnyResource) -> String {
 }
 
 /// The prefix to list a kind: every resource of the kind, or (namespaced
-/// kinds, `Some(ns)`) those of one namespace. Always ends with `/`.
+/// kinds, `Some(ns)`) those of one namespace. An empty namespace means
+/// every namespace, as it does in Calico's list options. Always ends with
+/// `/`.
 pub fn resource_prefix(kind: Kind, namespace: Option<&str>) -> String {
     match namespace {
-        Some(ns) if kind.namespaced() => format!("{RESOURCE_ROOT}{}/{ns}/", kind.plural()),
+        Some(ns) if kind.namespaced() && !ns.is_empty() => {
+            format!("{RESOURCE_ROOT}{}/{ns}/", kind.plural())
+        }
         _ => format!("{RESOURCE_ROOT}{}/", kind.plural()),
     }
 }
@@ -242,10 +246,13 @@ mod tests {
             resource_prefix(Kind::NetworkPolicy, Some("prod")),
             "/calico/resources/v3/projectcalico.org/networkpolicies/prod/"
         );
-        assert_eq!(
-            resource_prefix(Kind::NetworkPolicy, None),
-            "/calico/resources/v3/projectcalico.org/networkpolicies/"
-        );
+        for all in [None, Some("")] {
+            assert_eq!(
+                resource_prefix(Kind::NetworkPolicy, all),
+                "/calico/resources/v3/projectcalico.org/networkpolicies/",
+                "{all:?}"
+            );
+        }
         assert_eq!(
             resource_prefix(Kind::IpPool, Some("ignored")),
             "/calico/resources/v3/projectcalico.org/ippools/"
