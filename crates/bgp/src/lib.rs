@@ -4,4 +4,5 @@
 //! the driver that runs sessions over TCP. Work in progress.
 
 pub mod attributes;
+pub mod session;
 pub mod wire;
