@@ -4,5 +4,6 @@
 //! the driver that runs sessions over TCP. Work in progress.
 
 pub mod attributes;
+pub mod rib;
 pub mod session;
 pub mod wire;
