@@ -57,7 +57,8 @@ fn env(dir: &Path, pairs: &[(&str, &str)]) -> Env {
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
-    store: Store,
+    // Kept alive for the datastore's lifetime.
+    _store: Store,
     client: Client<AnyBackend>,
     host: ScratchNetns,
     dir: tempfile::TempDir,
@@ -69,7 +70,7 @@ impl Fixture {
         let client = store.client(&rt);
         Fixture {
             rt,
-            store,
+            _store: store,
             client,
             host: host(),
             dir: tempfile::tempdir().unwrap(),
@@ -106,7 +107,8 @@ impl Fixture {
 #[test]
 fn each_autodetection_method_registers_the_expected_address() {
     let f = Fixture::new(Store::embedded());
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("first", &[], "172.30.1.9/24"),
         (
             "first-found",
