@@ -4,6 +4,7 @@
 //! the driver that runs sessions over TCP. Work in progress.
 
 pub mod attributes;
+pub mod export;
 pub mod rib;
 pub mod session;
 pub mod wire;
