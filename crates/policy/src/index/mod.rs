@@ -18,13 +18,13 @@
 mod interner;
 mod slab;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use calico_selector::{Labels, Selector};
 
 use interner::{Interner, Sym};
-use slab::Slab;
+use slab::{Slab, SlotSet};
 
 /// A change in what matches what.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,14 +43,14 @@ struct ItemData<I> {
     id: I,
     labels: LabelVec,
     parents: Box<[u32]>,
-    matches: HashSet<u32>,
+    matches: SlotSet,
 }
 
 #[derive(Debug)]
 struct ParentData {
     name: Sym,
     labels: LabelVec,
-    items: HashSet<u32>,
+    items: SlotSet,
     /// Whether the parent has been defined (as opposed to only named by an
     /// item).
     defined: bool,
@@ -74,19 +74,19 @@ struct SelectorData<S> {
     id: S,
     selector: Selector,
     placement: Placement,
-    matches: HashSet<u32>,
+    matches: SlotSet,
 }
 
 #[derive(Debug, Default)]
 struct ItemsWithKey {
-    all: HashSet<u32>,
-    by_value: HashMap<Sym, HashSet<u32>>,
+    all: SlotSet,
+    by_value: HashMap<Sym, SlotSet>,
 }
 
 #[derive(Debug, Default)]
 struct SelectorsOnKey {
-    any_value: HashSet<u32>,
-    by_value: HashMap<Sym, HashSet<u32>>,
+    any_value: SlotSet,
+    by_value: HashMap<Sym, SlotSet>,
 }
 
 impl SelectorsOnKey {
@@ -108,7 +108,7 @@ pub struct LabelIndex<I, S> {
     selector_slots: HashMap<S, u32>,
     items_by_key: HashMap<Sym, ItemsWithKey>,
     selectors_by_key: HashMap<Sym, SelectorsOnKey>,
-    scan_selectors: HashSet<u32>,
+    scan_selectors: SlotSet,
 }
 
 impl<I, S> Default for LabelIndex<I, S> {
@@ -123,7 +123,7 @@ impl<I, S> Default for LabelIndex<I, S> {
             selector_slots: HashMap::new(),
             items_by_key: HashMap::new(),
             selectors_by_key: HashMap::new(),
-            scan_selectors: HashSet::new(),
+            scan_selectors: SlotSet::default(),
         }
     }
 }
@@ -201,7 +201,7 @@ where
                     id: id.clone(),
                     selector,
                     placement: Placement::Never,
-                    matches: HashSet::new(),
+                    matches: SlotSet::default(),
                 });
                 self.selector_slots.insert(id, slot);
                 slot
@@ -229,7 +229,7 @@ where
             },
         };
         let sel = &self.selectors[slot].selector;
-        let new_matches: HashSet<u32> = candidates
+        let new_matches: SlotSet = candidates
             .into_iter()
             .filter(|&item| sel.evaluate(&self.item_labels(item)))
             .collect();
@@ -283,7 +283,7 @@ where
                     let count = entry.map_or(0, |e| {
                         values
                             .iter()
-                            .map(|v| e.by_value.get(v.as_str()).map_or(0, HashSet::len))
+                            .map(|v| e.by_value.get(v.as_str()).map_or(0, SlotSet::len))
                             .sum()
                     });
                     (
@@ -426,7 +426,7 @@ where
                     id: id.clone(),
                     labels: Box::default(),
                     parents: Box::default(),
-                    matches: HashSet::new(),
+                    matches: SlotSet::default(),
                 });
                 self.item_slots.insert(id, slot);
                 (slot, None, Box::default())
@@ -535,7 +535,7 @@ where
         let slot = self.parents.insert(ParentData {
             name: name.clone(),
             labels: Box::default(),
-            items: HashSet::new(),
+            items: SlotSet::default(),
             defined: false,
         });
         self.parent_slots.insert(name, slot);
@@ -606,7 +606,7 @@ where
             }
         }
         let labels = self.item_labels(slot);
-        let new_matches: HashSet<u32> = candidates
+        let new_matches: SlotSet = candidates
             .into_iter()
             .filter(|&s| self.selectors[s].selector.evaluate(&labels))
             .collect();

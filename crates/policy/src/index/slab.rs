@@ -1,6 +1,34 @@
 //! A vector of slots addressed by `u32`, reusing freed slots, so that the
 //! index's many sets hold 4-byte handles instead of copies of the caller's
-//! ids.
+//! ids; and a cheap hash for those handles.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A set of slot handles. Handles are small integers the index hands out
+/// itself, so a multiplicative hash is enough (nothing outside chooses
+/// them, so there is nothing to defend against).
+pub(crate) type SlotSet = HashSet<u32, BuildHasherDefault<SlotHasher>>;
+
+/// Fibonacci hashing of a `u32`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
