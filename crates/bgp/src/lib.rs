@@ -7,4 +7,5 @@ pub mod attributes;
 pub mod export;
 pub mod rib;
 pub mod session;
+pub mod speaker;
 pub mod wire;
