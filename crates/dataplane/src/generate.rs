@@ -376,12 +376,12 @@ impl<'a> TableBuilder<'a> {
     }
 
     /// A dispatch chain and its verdict map: interface → goto the
-    /// endpoint's chain; `otherwise` after the lookup.
+    /// endpoint's chain (or drop); `otherwise` after the lookup.
     fn dispatch(
         &mut self,
         chain: &str,
         key: Key,
-        entries: BTreeMap<&str, String>,
+        entries: BTreeMap<&str, Verdict>,
         otherwise: Option<Rule>,
     ) {
         let map = names::dispatch_map(chain);
@@ -390,7 +390,7 @@ impl<'a> TableBuilder<'a> {
             Map::new(DataType::IfName, false).with_entries(
                 entries
                     .into_iter()
-                    .map(|(iface, target)| (Value::name(iface), Verdict::goto(target))),
+                    .map(|(iface, verdict)| (Value::name(iface), verdict)),
             ),
         );
         let mut rules = vec![Rule::new().vmap(key, map)];
@@ -408,6 +408,13 @@ impl<'a> TableBuilder<'a> {
             .map(|(k, v)| (*k, *v))
             .collect();
         for (iface, ep) in workloads {
+            // A workload without an address in this family has no traffic
+            // of it to police: whatever it sends or is sent is dropped.
+            if !ep.addresses.iter().any(|a| self.fam.holds(a)) {
+                to.insert(iface, Verdict::Drop);
+                from.insert(iface, Verdict::Drop);
+                continue;
+            }
             let tw = names::endpoint_chain(EndpointChain::ToWorkload, iface);
             let fw = names::endpoint_chain(EndpointChain::FromWorkload, iface);
             let ingress = self.endpoint_chain(
@@ -426,8 +433,8 @@ impl<'a> TableBuilder<'a> {
             );
             self.chain(tw.clone(), ingress);
             self.chain(fw.clone(), egress);
-            to.insert(iface, tw);
-            from.insert(iface, fw);
+            to.insert(iface, Verdict::goto(tw));
+            from.insert(iface, Verdict::goto(fw));
         }
         let unknown = || Some(Rule::new().drop().comment("unknown interface"));
         self.dispatch(names::FROM_WORKLOAD_DISPATCH, Key::Iifname, from, unknown());
@@ -456,7 +463,7 @@ impl<'a> TableBuilder<'a> {
 
     fn host_chains(&mut self) {
         let hosts: Vec<(&str, &EndpointProgram)> = self.endpoints.host_programs().collect();
-        let mut maps: BTreeMap<EndpointChain, BTreeMap<&str, String>> = BTreeMap::new();
+        let mut maps: BTreeMap<EndpointChain, BTreeMap<&str, Verdict>> = BTreeMap::new();
         let mut defaults: BTreeMap<EndpointChain, String> = BTreeMap::new();
         for (iface, ep) in hosts {
             let mut add = |this: &mut Self,
@@ -471,7 +478,9 @@ impl<'a> TableBuilder<'a> {
                 if iface == "*" {
                     defaults.insert(kind, name);
                 } else {
-                    maps.entry(kind).or_default().insert(iface, name);
+                    maps.entry(kind)
+                        .or_default()
+                        .insert(iface, Verdict::goto(name));
                 }
             };
             use Direction::{Egress, Ingress};
