@@ -1,12 +1,13 @@
 //! The differential test: the kernel enforces exactly what the policy
 //! engine's reference evaluator says. Needs root.
 //!
-//! One namespace plays the node and eight play pods, attached the Calico
-//! way (calico-netlink's workload plumbing). Every pod listens on TCP and
-//! UDP on the probed ports. For each seed, a random cluster of resources is
-//! fed through the policy engine; the generated ruleset is reconciled into
-//! the node namespace; then every ordered pair of pods is probed on every
-//! port over TCP and UDP, each probe from its own, never reused, source
+//! One namespace plays the node and eight play dual-stack pods, attached
+//! the Calico way (calico-netlink's workload plumbing). Every pod listens
+//! on TCP and UDP on the probed ports. For each seed, a random cluster of
+//! resources is fed through the policy engine; the generated ruleset is
+//! reconciled into the node namespace; then every ordered pair of pods is
+//! probed on every port over TCP and UDP, IPv4 and IPv6, each probe from
+//! its own, never reused, source
 //! port (so conntrack never carries a verdict from one round into the
 //! next), and what the kernel did is compared with `calico_policy::explain`
 //! (straight from the resources) for the same packet. Between rounds one
@@ -31,13 +32,13 @@ use calico_policy::eval::{self, Flow, Packet, Verdict};
 use calico_policy::explain::{self, ResourceSet};
 use calico_policy::program::Failsafe;
 use calico_policy::{EngineConfig, PolicyEngine, Update};
-use support::cluster::{Cluster, NODE, PROBE_PORTS, SRC_PORT_BASE, pod_iface, pod_ip};
+use support::cluster::{Cluster, NODE, PROBE_PORTS, SRC_PORT_BASE, pod_iface, pod_ip, pod_ip6};
 use support::node::{Listeners, Node, Outcome, Probe, Transport, run_probes};
 
 const LOCAL_PODS: usize = 8;
 const REMOTE_PODS: usize = 2;
 const POLICIES: usize = 6;
-const DEFAULT_ROUNDS: usize = 7;
+const DEFAULT_ROUNDS: usize = 6;
 /// Seeds whose random policies allow between a third and two thirds of
 /// the probes, so that both kinds of mistake would show.
 const DEFAULT_SEEDS: [u64; 3] = [3, 23, 26];
@@ -75,7 +76,7 @@ impl Model {
     }
 }
 
-/// Every ordered pair of pods, every port, TCP and UDP.
+/// Every ordered pair of pods, every port, TCP and UDP, both families.
 fn probes(node: &Node, next_port: &mut u16) -> Vec<Probe> {
     let mut out = Vec::new();
     for src in 0..node.pods.len() {
@@ -83,15 +84,18 @@ fn probes(node: &Node, next_port: &mut u16) -> Vec<Probe> {
             if src == dst {
                 continue;
             }
-            for transport in [Transport::Tcp, Transport::Udp] {
-                for port in PROBE_PORTS {
-                    out.push(Probe {
-                        src_pod: src,
-                        transport,
-                        src_port: *next_port,
-                        dst: SocketAddr::new(IpAddr::V4(pod.ip), port),
-                    });
-                    *next_port += 1;
+            let addrs = [IpAddr::V4(pod.ip), IpAddr::V6(pod.ip6.expect("dual stack"))];
+            for addr in addrs {
+                for transport in [Transport::Tcp, Transport::Udp] {
+                    for port in PROBE_PORTS {
+                        out.push(Probe {
+                            src_pod: src,
+                            transport,
+                            src_port: *next_port,
+                            dst: SocketAddr::new(addr, port),
+                        });
+                        *next_port += 1;
+                    }
                 }
             }
         }
@@ -100,7 +104,9 @@ fn probes(node: &Node, next_port: &mut u16) -> Vec<Probe> {
 }
 
 fn packet(node: &Node, probe: &Probe) -> Packet {
-    let src = IpAddr::V4(node.pods[probe.src_pod].ip);
+    let src = node.pods[probe.src_pod]
+        .source()
+        .address_for(probe.dst.ip());
     match probe.transport {
         Transport::Tcp => Packet::tcp(src, probe.src_port, probe.dst.ip(), probe.dst.port()),
         Transport::Udp => Packet::udp(src, probe.src_port, probe.dst.ip(), probe.dst.port()),
@@ -165,7 +171,7 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
 
     let mut node = Node::new("dpnode");
     for i in 0..LOCAL_PODS {
-        node.add_pod("dppod", &pod_iface(i), pod_ip(i));
+        node.add_dual_stack_pod("dppod", &pod_iface(i), pod_ip(i), Some(pod_ip6(i)));
     }
     let _listeners: Vec<Listeners> = node
         .pods
@@ -173,7 +179,7 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
         .map(|p| Listeners::start(p.source(), &PROBE_PORTS))
         .collect();
     let config = DataplaneConfig::default();
-    let v4 = config.tables()[0].clone();
+    let tables = config.tables();
     let mut reconciler = node.reconciler(config.tables());
     let mut next_port = SRC_PORT_BASE;
 
@@ -234,7 +240,10 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
                 let dst_index = node
                     .pods
                     .iter()
-                    .position(|p| IpAddr::V4(p.ip) == probe.dst.ip())
+                    .position(|p| {
+                        IpAddr::V4(p.ip) == probe.dst.ip()
+                            || p.ip6.map(IpAddr::V6) == Some(probe.dst.ip())
+                    })
                     .expect("probe to a pod");
                 let dst = &cluster.pods[dst_index];
                 let flow = Flow {
@@ -269,7 +278,12 @@ fn kernel_enforces_what_the_reference_evaluator_says() {
                         reference.egress.decided_by,
                         reference.ingress.decided_by,
                         program.verdict,
-                        chains_for(&desired, &v4, &src.iface, &dst.iface),
+                        chains_for(
+                            &desired,
+                            &tables[usize::from(probe.dst.is_ipv6())],
+                            &src.iface,
+                            &dst.iface
+                        ),
                     ));
                 }
             }

@@ -95,6 +95,7 @@ fn workloads_the_host_and_unknown_interfaces() {
     let node_source = Source {
         ns: &node.ns,
         ip: NODE_IP,
+        ip6: None,
     };
     let _listeners = [
         Listeners::start(node_source, &[8080]),
@@ -193,10 +194,12 @@ fn host_endpoints_failsafe_policy_and_forwarding() {
     let node_source = Source {
         ns: &node.ns,
         ip: ext_node_ip,
+        ip6: None,
     };
     let outside_source = Source {
         ns: &outside,
         ip: outside_ip,
+        ip6: None,
     };
     let _listeners = [
         Listeners::start(node_source, &[22, 8080, 8081]),

@@ -8,7 +8,7 @@
 //! changed, a pod relabelled.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use calico_model::{
     Action, EntityRule, GlobalNetworkPolicy, GlobalNetworkSet, NetworkPolicy, ObjectMeta,
@@ -66,6 +66,10 @@ const NETS: &[&str] = &[
     "10.65.0.6",
     "192.168.0.0/16",
     "10.65.0.4/30",
+    "fd00:65::/125",
+    "fd00:65::3/128",
+    "fd00:65::4/126",
+    "2001:db8::/32",
 ];
 const PORT_NAMES: [&str; 3] = ["web", "alt", "dns"];
 
@@ -85,9 +89,14 @@ pub fn pod_iface(i: usize) -> String {
     format!("cali{i:011x}")
 }
 
-/// Address of local pod `i`.
+/// IPv4 address of local pod `i`.
 pub fn pod_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 65, 0, (i + 1) as u8)
+}
+
+/// IPv6 address of local pod `i`.
+pub fn pod_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x65, 0, 0, 0, 0, 0, (i + 1) as u16)
 }
 
 /// The cluster's current resources and a generator for changes.
@@ -134,10 +143,13 @@ impl Cluster {
         }
         for i in 0..local + remote {
             let is_local = i < local;
-            let ip = if is_local {
-                pod_ip(i)
+            let (ip, ip6) = if is_local {
+                (pod_ip(i), pod_ip6(i))
             } else {
-                Ipv4Addr::new(10, 65, 1, (i + 1) as u8)
+                (
+                    Ipv4Addr::new(10, 65, 1, (i + 1) as u8),
+                    Ipv6Addr::new(0xfd00, 0x65, 1, 0, 0, 0, 0, (i + 1) as u16),
+                )
             };
             let ns = NAMESPACES[c.rng.below(NAMESPACES.len())];
             let name = format!("{}-k8s-pod{i}-eth0", if is_local { NODE } else { "node2" });
@@ -149,7 +161,7 @@ impl Cluster {
             w.spec.orchestrator = "k8s".into();
             w.spec.pod = format!("pod{i}");
             w.spec.endpoint = "eth0".into();
-            w.spec.ip_networks = vec![format!("{ip}/32")];
+            w.spec.ip_networks = vec![format!("{ip}/32"), format!("{ip6}/128")];
             w.spec.profiles = vec![format!("kns.{ns}")];
             w.spec.interface_name = pod_iface(i);
             w.spec.service_account_name = format!("sa-{}", c.rng.below(2) + 1);
@@ -170,7 +182,11 @@ impl Cluster {
             ..Default::default()
         };
         set.metadata.labels = [("kind".to_string(), "external".to_string())].into();
-        set.spec.nets = vec!["10.65.0.2/32".into(), "10.65.0.4/30".into()];
+        set.spec.nets = vec![
+            "10.65.0.2/32".into(),
+            "10.65.0.4/30".into(),
+            "fd00:65::2/128".into(),
+        ];
         c.put("netset/external".into(), set.into());
         for (name, order) in CUSTOM_TIERS {
             let tier = c.tier(name, order);

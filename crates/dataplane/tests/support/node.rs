@@ -11,7 +11,7 @@
 //! outside it.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -29,10 +29,11 @@ pub struct Node {
     pub pods: Vec<Pod>,
 }
 
-/// One pod: its namespace, address and host-side interface.
+/// One pod: its namespace, addresses and host-side interface.
 pub struct Pod {
     pub ns: ScratchNetns,
     pub ip: Ipv4Addr,
+    pub ip6: Option<Ipv6Addr>,
     pub iface: String,
 }
 
@@ -48,8 +49,11 @@ impl Node {
             "ip link set uplink0 up",
             "ip link set uplink1 up",
             "ip addr add 10.99.0.1/32 dev uplink0",
+            "ip -6 addr add fd00:99::1/128 dev uplink0 nodad",
             "ip route add default dev uplink0",
+            "ip -6 route add default dev uplink0",
             "sysctl -q -w net.ipv4.ip_forward=1",
+            "sysctl -q -w net.ipv6.conf.all.forwarding=1",
         ] {
             ns.exec(&cmd.split(' ').collect::<Vec<_>>())
                 .unwrap_or_else(|e| panic!("node setup `{cmd}`: {e}"));
@@ -64,11 +68,24 @@ impl Node {
 
     /// Creates a pod namespace and plumbs it with `iface` and `ip`.
     pub fn add_pod(&mut self, tag: &str, iface: &str, ip: Ipv4Addr) -> usize {
+        self.add_dual_stack_pod(tag, iface, ip, None)
+    }
+
+    /// Creates a pod namespace and plumbs it with `iface`, `ip` and `ip6`.
+    pub fn add_dual_stack_pod(
+        &mut self,
+        tag: &str,
+        iface: &str,
+        ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
+    ) -> usize {
         let pod = ScratchNetns::new(tag);
+        let mut addresses = vec![IpAddr::V4(ip)];
+        addresses.extend(ip6.map(IpAddr::V6));
         let spec = WorkloadInterface {
             host_ifname: iface.into(),
             pod_ifname: "eth0".into(),
-            addresses: vec![IpAddr::V4(ip)],
+            addresses,
             routes: default_routes(),
             mtu: None,
             queues: None,
@@ -82,6 +99,7 @@ impl Node {
         self.pods.push(Pod {
             ns: pod,
             ip,
+            ip6,
             iface: iface.into(),
         });
         self.pods.len() - 1
@@ -102,19 +120,20 @@ pub struct Listeners {
 
 impl Listeners {
     pub fn start(at: Source<'_>, ports: &[u16]) -> Listeners {
-        let addr = IpAddr::V4(at.ip);
+        let addrs = at.addresses();
         let sockets = at
             .ns
             .netns()
             .run(|| -> io::Result<Vec<(TcpListener, UdpSocket)>> {
-                ports
-                    .iter()
-                    .map(|p| {
-                        let tcp = TcpListener::bind(SocketAddr::new(addr, *p))?;
-                        let udp = UdpSocket::bind(SocketAddr::new(addr, *p))?;
-                        Ok((tcp, udp))
-                    })
-                    .collect()
+                let mut out = Vec::new();
+                for addr in &addrs {
+                    for p in ports {
+                        let tcp = TcpListener::bind(SocketAddr::new(*addr, *p))?;
+                        let udp = UdpSocket::bind(SocketAddr::new(*addr, *p))?;
+                        out.push((tcp, udp));
+                    }
+                }
+                Ok(out)
             })
             .expect("entering the pod namespace")
             .expect("binding listeners");
@@ -168,11 +187,12 @@ pub enum Transport {
     Udp,
 }
 
-/// Where probes start: a namespace and the address to send from.
+/// Where probes start: a namespace and the addresses to send from.
 #[derive(Clone, Copy)]
 pub struct Source<'a> {
     pub ns: &'a ScratchNetns,
     pub ip: Ipv4Addr,
+    pub ip6: Option<Ipv6Addr>,
 }
 
 impl Pod {
@@ -180,7 +200,24 @@ impl Pod {
         Source {
             ns: &self.ns,
             ip: self.ip,
+            ip6: self.ip6,
         }
+    }
+}
+
+impl Source<'_> {
+    /// The address of the family of `dst`.
+    pub fn address_for(&self, dst: IpAddr) -> IpAddr {
+        match dst {
+            IpAddr::V4(_) => IpAddr::V4(self.ip),
+            IpAddr::V6(_) => IpAddr::V6(self.ip6.expect("an IPv6 address for an IPv6 probe")),
+        }
+    }
+
+    fn addresses(&self) -> Vec<IpAddr> {
+        let mut out = vec![IpAddr::V4(self.ip)];
+        out.extend(self.ip6.map(IpAddr::V6));
+        out
     }
 }
 
@@ -252,7 +289,6 @@ pub enum Outcome {
 }
 
 fn open(source: Source<'_>, probes: &[Probe]) -> Vec<io::Result<Socket>> {
-    let src = source.ip;
     source
         .ns
         .netns()
@@ -264,12 +300,10 @@ fn open(source: Source<'_>, probes: &[Probe]) -> Vec<io::Result<Socket>> {
                         Transport::Tcp => (Type::STREAM, Protocol::TCP),
                         Transport::Udp => (Type::DGRAM, Protocol::UDP),
                     };
-                    let socket = Socket::new(Domain::IPV4, ty, Some(proto))?;
+                    let src = source.address_for(p.dst.ip());
+                    let socket = Socket::new(Domain::for_address(p.dst), ty, Some(proto))?;
                     socket.set_reuse_address(true)?;
-                    socket.bind(&SockAddr::from(SocketAddr::new(
-                        IpAddr::V4(src),
-                        p.src_port,
-                    )))?;
+                    socket.bind(&SockAddr::from(SocketAddr::new(src, p.src_port)))?;
                     Ok(socket)
                 })
                 .collect()
