@@ -4,8 +4,22 @@
 //! the driver that runs sessions over TCP. Work in progress.
 
 pub mod attributes;
+pub mod driver;
 pub mod export;
 pub mod rib;
 pub mod session;
+pub mod sink;
 pub mod speaker;
 pub mod wire;
+
+/// An error and its sources, one line: "outer: inner: root".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

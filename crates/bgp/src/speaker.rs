@@ -335,6 +335,16 @@ impl Speaker {
         }
     }
 
+    /// Stops a peer's session (Cease, administrative shutdown) but keeps
+    /// it configured; it stays idle.
+    pub fn stop_peer(&mut self, address: IpAddr, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&address) {
+            peer.session
+                .stop(Notification::cease(cease::ADMINISTRATIVE_SHUTDOWN), now);
+            self.pump(address, now);
+        }
+    }
+
     fn restart_peer(&mut self, address: IpAddr, subcode: u8, now: Instant) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
