@@ -1,1 +1,331 @@
-fn main() {}
+//! The agent end to end, at scale (root): the time from a datastore write
+//! to the rule being enforced in the kernel, with 1k and 10k local
+//! endpoints and 1k policies, and the agent's resident memory.
+//!
+//! ```text
+//! cargo bench -p calico-node --bench node -- [ITERATIONS] [SCALES]
+//! cargo bench -p calico-node --bench node -- 100 1000,10000
+//! ```
+//!
+//! Per scale: a real etcd; a node namespace with two real pods `a` and
+//! `b` (plumbed as the CNI plugin plumbs them) and N-2 further local
+//! WorkloadEndpoints whose interfaces do not exist (their chains and
+//! dispatch entries are generated all the same); 1,000 NetworkPolicies,
+//! each selecting one of 100 endpoint groups and allowing one of 10 source
+//! roles on its own port; a policy denying ingress to `b`, and the
+//! measured policy `toggle` in front of it. The `calico-node` binary
+//! (release build) runs against the node namespace.
+//!
+//! One iteration: `toggle`'s rule is written as Allow (one etcd put, the
+//! stored form calico-client writes), then a TCP probe from `a` to `b`
+//! retries every 2 ms until the handshake completes: that is the write-to-
+//! enforced latency. Then it is written back to Deny and the probe waits
+//! for the handshake to fail (this direction includes up to one 2 ms probe
+//! timeout). The agent's own metrics give the split: policy engine and
+//! generation (`felix_calc_graph_update_time_seconds`) and the nftables
+//! transaction (`felix_int_dataplane_apply_time_seconds`).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use calico_client::Client;
+use calico_datastore::{AnyBackend, Backend};
+use calico_model::numorstring::{Port, Protocol};
+use calico_model::resource::AnyResource;
+use calico_model::{
+    Action, EntityRule, NetworkPolicy, ObjectMeta, PolicyType, Rule, WorkloadEndpoint,
+};
+use support::{AgentProcess, EchoServer, Node, Store, http_get, namespace_profile, runtime};
+
+const NODE: &str = "node1";
+const NS: &str = "bench";
+const POLICIES: usize = 1000;
+const GROUPS: usize = 100;
+const PROBE_TIMEOUT: Duration = Duration::from_millis(2);
+
+fn synthetic_endpoint(i: usize) -> WorkloadEndpoint {
+    let mut wep = WorkloadEndpoint {
+        metadata: ObjectMeta::namespaced(NS, format!("{NODE}-k8s-s{i}-eth0")),
+        ..WorkloadEndpoint::default()
+    };
+    let labels = &mut wep.metadata.labels;
+    labels.insert("projectcalico.org/namespace".into(), NS.into());
+    labels.insert("projectcalico.org/orchestrator".into(), "k8s".into());
+    labels.insert("group".into(), format!("g{}", i % GROUPS));
+    labels.insert("role".into(), format!("r{}", i % 10));
+    wep.spec.orchestrator = "k8s".into();
+    wep.spec.node = NODE.into();
+    wep.spec.pod = format!("s{i}");
+    wep.spec.endpoint = "eth0".into();
+    wep.spec.ip_networks = vec![format!("10.70.{}.{}/32", i / 256, i % 256)];
+    wep.spec.profiles = vec![format!("kns.{NS}")];
+    wep.spec.interface_name = format!("cali{i:011x}");
+    wep
+}
+
+fn policy(i: usize) -> NetworkPolicy {
+    let mut p = NetworkPolicy {
+        metadata: ObjectMeta::namespaced(NS, format!("p{i}")),
+        ..NetworkPolicy::default()
+    };
+    p.spec.selector = format!("group == 'g{}'", i % GROUPS);
+    p.spec.types = vec![PolicyType::Ingress];
+    p.spec.order = Some(100.0 + i as f64);
+    let mut rule = Rule::new(Action::Allow);
+    rule.protocol = Some(Protocol::tcp());
+    rule.source = EntityRule {
+        selector: format!("role == 'r{}'", (i / GROUPS) % 10),
+        ..EntityRule::default()
+    };
+    rule.destination.ports = vec![Port::single(1000 + i as u16)];
+    p.spec.ingress = vec![rule];
+    p
+}
+
+fn toggle(action: Action) -> NetworkPolicy {
+    let mut p = NetworkPolicy {
+        metadata: ObjectMeta::namespaced(NS, "toggle"),
+        ..NetworkPolicy::default()
+    };
+    p.spec.selector = "app == 'b'".into();
+    p.spec.types = vec![PolicyType::Ingress];
+    p.spec.order = Some(1.0);
+    let mut rule = Rule::new(action);
+    rule.source.selector = "app == 'a'".into();
+    p.spec.ingress = vec![rule];
+    p
+}
+
+fn base_deny() -> NetworkPolicy {
+    let mut p = NetworkPolicy {
+        metadata: ObjectMeta::namespaced(NS, "deny-b"),
+        ..NetworkPolicy::default()
+    };
+    p.spec.selector = "app == 'b'".into();
+    p.spec.types = vec![PolicyType::Ingress];
+    p.spec.order = Some(2.0);
+    p.spec.ingress = vec![Rule::new(Action::Deny)];
+    p
+}
+
+/// Writes every resource, 64 at a time.
+fn create_all(rt: &tokio::runtime::Runtime, client: &Client<AnyBackend>, all: Vec<AnyResource>) {
+    for chunk in all.chunks(64) {
+        let writes = chunk.iter().map(|r| client.create(r.clone()));
+        for result in rt.block_on(futures::future::join_all(writes)) {
+            result.expect("creating a benchmark resource");
+        }
+    }
+}
+
+/// The key and the exact bytes calico-client stores for a resource.
+fn stored(resource: AnyResource) -> (String, String) {
+    let resource = calico_client::validate(resource).expect("a valid resource");
+    (
+        calico_model::keys::key_of(&resource),
+        calico_model::keys::to_etcd_value(&resource),
+    )
+}
+
+fn probe(pod: &support::Pod, to: SocketAddr) -> bool {
+    pod.ns
+        .netns()
+        .run(|| TcpStream::connect_timeout(&to, PROBE_TIMEOUT).is_ok())
+        .expect("entering the pod namespace")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+struct Result {
+    endpoints: usize,
+    sync: Duration,
+    rss_sync_mib: f64,
+    rss_end_mib: f64,
+    allow: Vec<Duration>,
+    deny: Vec<Duration>,
+    calc_mean: f64,
+    apply_mean: f64,
+    rules: f64,
+}
+
+fn run_scale(endpoints: usize, iterations: usize) -> Result {
+    let rt = runtime();
+    let store = Store::etcd();
+    let client = store.client(&rt);
+    let backend = store.backend(&rt);
+    rt.block_on(client.ensure_initialized("v0.0.0", ""))
+        .expect("initializing the datastore");
+
+    let mut node = Node::new("bn");
+    node.add_pod("a", "cali0000000000a", "10.65.0.2".parse().unwrap());
+    node.add_pod("b", "cali0000000000b", "10.65.0.3".parse().unwrap());
+    let server = EchoServer::start(&node.pods[1], 8080);
+
+    eprintln!("scale {endpoints}: writing {endpoints} endpoints and {POLICIES} policies");
+    let mut resources: Vec<AnyResource> = vec![namespace_profile(NS).into()];
+    for pod in &node.pods {
+        resources.push(support::workload_endpoint(NODE, NS, pod).into());
+    }
+    resources.extend((0..endpoints.saturating_sub(2)).map(|i| synthetic_endpoint(i).into()));
+    resources.extend((0..POLICIES).map(|i| policy(i).into()));
+    resources.push(base_deny().into());
+    resources.push(toggle(Action::Deny).into());
+    create_all(&rt, &client, resources);
+
+    let mut env = store.env();
+    for (k, v) in [
+        ("NODENAME", NODE),
+        ("FELIX_HEALTHENABLED", "true"),
+        ("FELIX_PROMETHEUSMETRICSENABLED", "true"),
+        ("FELIX_IPV6SUPPORT", "false"),
+        ("LOG_LEVEL", "warn"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    let netns = node.path().display().to_string();
+    let started = Instant::now();
+    let agent = AgentProcess::start(&["-felix", "--netns", &netns], &env);
+    let health: SocketAddr = "127.0.0.1:9099".parse().unwrap();
+    support::wait_for(
+        Duration::from_secs(600),
+        "the agent to be ready",
+        || matches!(http_get(&node.ns, health, "/readiness"), Ok((200, _))),
+        || agent.log(),
+    );
+    let sync = started.elapsed();
+    let rss_sync_mib = rss_kib(agent.pid()) as f64 / 1024.0;
+    eprintln!("scale {endpoints}: ready after {sync:?}, RSS {rss_sync_mib:.1} MiB");
+
+    let metrics_address: SocketAddr = "127.0.0.1:9091".parse().unwrap();
+    let read_metrics = || {
+        http_get(&node.ns, metrics_address, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    };
+    let (a, target) = (&node.pods[0], server.address);
+    assert!(!probe(a, target), "b must start denied");
+    let (allow_key, allow_value) = stored(toggle(Action::Allow).into());
+    let (deny_key, deny_value) = stored(toggle(Action::Deny).into());
+    assert_eq!(allow_key, deny_key);
+
+    // One warm-up round, not measured.
+    let before = read_metrics();
+    let mut allow = Vec::new();
+    let mut deny = Vec::new();
+    for i in 0..=iterations {
+        let t0 = Instant::now();
+        rt.block_on(backend.put(&allow_key, allow_value.as_bytes()))
+            .expect("writing Allow");
+        while !probe(a, target) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "allow not enforced:\n{}",
+                agent.log()
+            );
+        }
+        let allowed = t0.elapsed();
+        let t1 = Instant::now();
+        rt.block_on(backend.put(&deny_key, deny_value.as_bytes()))
+            .expect("writing Deny");
+        while probe(a, target) {
+            assert!(
+                t1.elapsed() < Duration::from_secs(30),
+                "deny not enforced:\n{}",
+                agent.log()
+            );
+        }
+        let denied = t1.elapsed();
+        if i > 0 {
+            allow.push(allowed);
+            deny.push(denied);
+        }
+    }
+    let after = read_metrics();
+    let mean = |name: &str| {
+        let count =
+            metric(&after, &format!("{name}_count")) - metric(&before, &format!("{name}_count"));
+        let sum = metric(&after, &format!("{name}_sum")) - metric(&before, &format!("{name}_sum"));
+        sum / count
+    };
+    let result = Result {
+        endpoints,
+        sync,
+        rss_sync_mib,
+        rss_end_mib: rss_kib(agent.pid()) as f64 / 1024.0,
+        calc_mean: mean("felix_calc_graph_update_time_seconds"),
+        apply_mean: mean("felix_int_dataplane_apply_time_seconds"),
+        rules: metric(&after, "felix_nft_rules"),
+        allow,
+        deny,
+    };
+    drop(agent);
+    result
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
+    let iterations: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let scales: Vec<usize> = args
+        .next()
+        .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 10000]);
+
+    let mut results = Vec::new();
+    for &scale in &scales {
+        results.push(run_scale(scale, iterations));
+    }
+    println!(
+        "| local endpoints | policies | write → allowed p50 / p90 / p99 / max (ms) | write → denied p50 / p99 (ms) | engine+generate mean (ms) | nft apply mean (ms) | rules | ready after (s) | RSS ready / end (MiB) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &mut results {
+        r.allow.sort();
+        r.deny.sort();
+        println!(
+            "| {} | {} | {} / {} / {} / {} | {} / {} | {:.2} | {:.2} | {} | {:.1} | {:.1} / {:.1} |",
+            r.endpoints,
+            POLICIES,
+            ms(percentile(&r.allow, 50.0)),
+            ms(percentile(&r.allow, 90.0)),
+            ms(percentile(&r.allow, 99.0)),
+            ms(*r.allow.last().unwrap_or(&Duration::ZERO)),
+            ms(percentile(&r.deny, 50.0)),
+            ms(percentile(&r.deny, 99.0)),
+            r.calc_mean * 1e3,
+            r.apply_mean * 1e3,
+            r.rules,
+            r.sync.as_secs_f64(),
+            r.rss_sync_mib,
+            r.rss_end_mib,
+        );
+    }
+}

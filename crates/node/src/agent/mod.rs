@@ -17,9 +17,11 @@
 //! view; the first apply after a restart diffs against the kernel's
 //! tables, so established connections keep flowing.
 
+mod datastore;
 pub mod feed;
 pub mod mirror;
 pub mod resources;
+mod settings;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -28,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use calico_dataplane::{DataplaneConfig, generate_with_report};
 use calico_datastore::Backend;
-use calico_model::resource::AnyResource;
 use calico_nftables::{Family, Ruleset, TableId};
 use calico_policy::program::Failsafe;
 use calico_policy::{EngineConfig, PolicyEngine, Update};
@@ -40,20 +41,24 @@ use tracing::{debug, error, info, warn};
 use crate::config::{ConfigProblem, FelixConfig, Layers, LogSeverity};
 use crate::dataplane::{self, Dataplane, Job, Outcome};
 use crate::env::Env;
-use crate::health::{self, HealthStatus};
-use crate::metrics::{self, Metrics};
+use crate::health::HealthStatus;
+use crate::metrics::Metrics;
 use crate::routes::{self, DesiredRoutes};
-use feed::{Feed, FeedEvent, Item};
+use feed::{Feed, FeedEvent};
 use mirror::Mirror;
+use settings::{Server, Ticker, spawn_ticker};
 
 /// Name of the agent's nftables tables (one `ip`, one `ip6`).
 pub const TABLE_NAME: &str = "calico";
 
 /// How long to wait before retrying a failed dataplane update.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How often the loop reports its health (and retries routes waiting for
-/// their interface).
+/// How often the loop reports its health; also the first retry of routes
+/// waiting for their interface.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// The longest wait between retries of routes waiting for an interface
+/// (the periodic route refresh also retries them).
+const MAX_ROUTE_RETRY: Duration = Duration::from_secs(30);
 
 /// Changes the process's log level (installed by the binary).
 pub type LogLevelHook = Box<dyn Fn(LogSeverity) + Send>;
@@ -124,33 +129,6 @@ enum Known {
     Ignored,
 }
 
-/// A running timer task and its period.
-#[derive(Debug)]
-struct Ticker {
-    period: Duration,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A running HTTP server and what it was started with.
-#[derive(Debug)]
-struct Server {
-    host: String,
-    port: u16,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// Runs the agent until SIGTERM (or SIGINT). The kernel state is left in
 /// place on exit, as Calico leaves it.
 pub async fn run<B>(backend: B, options: AgentOptions) -> Result<(), AgentError>
@@ -212,21 +190,6 @@ fn spawn_signals(tx: mpsc::UnboundedSender<Msg>) -> Result<JoinHandle<()>, Agent
     }))
 }
 
-fn spawn_ticker(tx: &mpsc::UnboundedSender<Msg>, tick: Tick, period: Duration) -> Ticker {
-    let tx = tx.clone();
-    let task = tokio::spawn(async move {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            if tx.send(Msg::Tick(tick)).is_err() {
-                return;
-            }
-        }
-    });
-    Ticker { period, task }
-}
-
 /// The loop's state. See the [module docs](self).
 struct Agent {
     node: String,
@@ -264,7 +227,10 @@ struct Agent {
     programmed: bool,
     failing: Option<String>,
     retry_scheduled: bool,
+    /// Workload routes waiting for their interface, and when to look
+    /// again (backing off while nothing changes).
     routes_waiting: usize,
+    routes_retry: Option<(Instant, Duration)>,
     datastore_error: Option<String>,
 
     metrics: Arc<Metrics>,
@@ -343,6 +309,7 @@ impl Agent {
             failing: None,
             retry_scheduled: false,
             routes_waiting: 0,
+            routes_retry: None,
             datastore_error: None,
             metrics,
             health,
@@ -365,364 +332,17 @@ impl Agent {
         true
     }
 
-    // ----- datastore -----
-
-    fn on_feed(&mut self, feed: Feed, event: FeedEvent) {
-        match event {
-            FeedEvent::Resyncing => {
-                if self.listed.contains(&feed) {
-                    self.metrics.resyncs_started.inc();
-                }
-                if !self.in_sync {
-                    self.metrics.resync_state.set(metrics::RESYNC_IN_PROGRESS);
-                }
-            }
-            FeedEvent::Failed(message) => {
-                self.metrics
-                    .resync_state
-                    .set(metrics::RESYNC_WAIT_FOR_DATASTORE);
-                self.datastore_error = Some(message);
-            }
-            FeedEvent::Listing(items) => self.on_listing(feed, items),
-            FeedEvent::Put(key, item) => {
-                self.datastore_error = None;
-                self.on_put(key, item);
-            }
-            FeedEvent::Delete(key) => self.on_delete(&key),
-        }
-    }
-
-    /// A complete listing: whatever is known under the feed's prefix and
-    /// absent from it was deleted meanwhile.
-    fn on_listing(&mut self, feed: Feed, items: Vec<(String, Item)>) {
-        self.datastore_error = None;
-        let listed: HashSet<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-        let gone: Vec<String> = self
-            .known
-            .keys()
-            .filter(|k| feed.owns(k, &self.node) && !listed.contains(k.as_str()))
-            .cloned()
-            .collect();
-        for key in gone {
-            self.on_delete(&key);
-        }
-        // Engine updates go in as one batch: one settlement for the lot.
-        let mut batch = Vec::new();
-        let mut keys_by_resource: HashMap<String, String> = HashMap::new();
-        for (key, item) in items {
-            match item {
-                Item::Resource(resource) if self.engine_resource(&resource) => {
-                    let Some((update, delete)) = resources::to_update(*resource) else {
-                        continue;
-                    };
-                    if let Some(Known::Engine(old)) = self.known.get(&key) {
-                        if *old != delete {
-                            batch.push(old.clone());
-                        }
-                    }
-                    keys_by_resource.insert(update.describe(), key.clone());
-                    self.known.insert(key, Known::Engine(delete));
-                    batch.push(update);
-                }
-                other => self.on_put(key, other),
-            }
-        }
-        self.metrics
-            .calc_graph_updates_processed
-            .inc_by(batch.len() as u64);
-        let (changes, errors) = self.engine.apply_all(batch);
-        for e in errors {
-            let resource = match &e {
-                calico_policy::EngineError::Invalid { resource, .. }
-                | calico_policy::EngineError::Conversion { resource, .. } => resource.clone(),
-            };
-            let key = keys_by_resource.get(&resource).cloned().unwrap_or_default();
-            self.reject(&key, &calico_datastore::display_chain(&e));
-        }
-        self.note_changes(&changes);
-        if self.listed.insert(feed) {
-            info!(?feed, "initial listing received");
-        }
-        if !self.in_sync && self.listed.len() == 2 {
-            info!("in sync with the datastore");
-            self.in_sync = true;
-            self.metrics.resync_state.set(metrics::RESYNC_IN_SYNC);
-            self.dirty_rules = true;
-            self.dirty_routes = true;
-        }
-        if self.in_sync {
-            self.metrics.resync_state.set(metrics::RESYNC_IN_SYNC);
-        }
-    }
-
-    /// Whether the engine takes this resource (not configuration).
-    fn engine_resource(&self, resource: &AnyResource) -> bool {
-        !matches!(resource, AnyResource::FelixConfiguration(_))
-    }
-
-    fn reject(&mut self, key: &str, error: &str) {
-        self.metrics.rejected_resources.inc();
-        warn!(
-            key,
-            error, "skipping a resource the agent cannot use; any previous version stays in force"
-        );
-    }
-
-    fn on_put(&mut self, key: String, item: Item) {
-        match item {
-            Item::Unreadable(error) => self.reject(&key, &error),
-            Item::Affinity { block, confirmed } => {
-                if let Some(Known::Affinity(old)) = self.known.get(&key) {
-                    self.affine_blocks.remove(old);
-                }
-                if confirmed {
-                    self.affine_blocks.insert(block);
-                    self.known.insert(key, Known::Affinity(block));
-                } else {
-                    self.known.insert(key, Known::Ignored);
-                }
-                self.dirty_routes = true;
-            }
-            Item::Resource(resource) => match *resource {
-                AnyResource::FelixConfiguration(config) => {
-                    let name = config.metadata.name.as_str();
-                    if name == "default" {
-                        self.layers.set_global(Some(&config.spec));
-                        self.known.insert(key, Known::GlobalConfig);
-                        self.config_dirty = true;
-                    } else if name == format!("node.{}", self.node) {
-                        self.layers.set_per_host(Some(&config.spec));
-                        self.known.insert(key, Known::HostConfig);
-                        self.config_dirty = true;
-                    } else {
-                        self.known.insert(key, Known::Ignored);
-                    }
-                }
-                resource => {
-                    let Some((update, delete)) = resources::to_update(resource) else {
-                        return;
-                    };
-                    self.metrics.calc_graph_updates_processed.inc();
-                    let describe = update.describe();
-                    match self.engine.apply(update) {
-                        Ok(changes) => {
-                            // The key may now name a different engine
-                            // object (a renamed policy): remove the old.
-                            if let Some(Known::Engine(old)) =
-                                self.known.insert(key, Known::Engine(delete.clone()))
-                            {
-                                if old != delete {
-                                    self.apply_to_engine(old);
-                                }
-                            }
-                            self.note_changes(&changes);
-                        }
-                        Err(e) => {
-                            debug!(resource = describe, "refused by the policy engine");
-                            self.reject(&key, &calico_datastore::display_chain(&e));
-                        }
-                    }
-                }
-            },
-        }
-    }
-
-    fn on_delete(&mut self, key: &str) {
-        match self.known.remove(key) {
-            Some(Known::Engine(delete)) => self.apply_to_engine(delete),
-            Some(Known::GlobalConfig) => {
-                self.layers.set_global(None);
-                self.config_dirty = true;
-            }
-            Some(Known::HostConfig) => {
-                self.layers.set_per_host(None);
-                self.config_dirty = true;
-            }
-            Some(Known::Affinity(block)) => {
-                self.affine_blocks.remove(&block);
-                self.dirty_routes = true;
-            }
-            Some(Known::Ignored) | None => {}
-        }
-    }
-
-    fn apply_to_engine(&mut self, update: Update) {
-        self.metrics.calc_graph_updates_processed.inc();
-        match self.engine.apply(update) {
-            Ok(changes) => self.note_changes(&changes),
-            Err(e) => {
-                warn!(error = %calico_datastore::display_chain(&e), "the policy engine refused a delete")
-            }
-        }
-    }
-
-    fn note_changes(&mut self, changes: &calico_policy::Changes) {
-        if changes.is_empty() {
-            return;
-        }
-        self.mirror.update(&self.engine, changes);
-        self.dirty_rules = true;
-        if !changes.endpoints_updated.is_empty() || !changes.endpoints_removed.is_empty() {
-            self.dirty_routes = true;
-        }
-    }
-
-    // ----- configuration -----
-
-    /// Resolves the configuration layers and applies what changed.
-    fn apply_config(&mut self) {
-        self.config_dirty = false;
-        let (config, problems) = self.layers.resolve();
-        if problems != self.reported_problems {
-            for problem in &problems {
-                warn!(%problem, "invalid configuration value");
-            }
-            self.reported_problems = problems;
-        }
-        if self.config.as_ref() == Some(&config) {
-            return;
-        }
-        let first = self.config.is_none();
-        let old = self.config.replace(config.clone()).unwrap_or_default();
-        if first {
-            info!(?config, "configuration resolved");
-        } else {
-            info!(?config, "configuration changed");
-        }
-
-        if (first || old.log_severity_screen != config.log_severity_screen)
-            && let Some(hook) = &self.log_level
-        {
-            hook(config.log_severity_screen);
-        }
-        match config.dataplane() {
-            Ok(mut dp) => {
-                dp.table_name = TABLE_NAME.into();
-                if dp != self.dataplane_config {
-                    self.dataplane_config = dp;
-                    self.dirty_rules = true;
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "cannot use the configuration for the ruleset; keeping the previous settings")
-            }
-        }
-        match config.failsafe() {
-            Ok(failsafe) => {
-                if failsafe != self.failsafe {
-                    self.failsafe = failsafe;
-                    self.dirty_rules = true;
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "cannot use the failsafe ports; keeping the previous ones")
-            }
-        }
-        if first || old.ipv6_support != config.ipv6_support {
-            self.dirty_routes = true;
-        }
-        let protocol = routes::route_protocol(config.device_route_protocol);
-        if protocol != self.route_protocol {
-            self.route_protocol = protocol;
-            self.route_protocol_changed = true;
-            self.dirty_routes = true;
-        }
-        self.reschedule_repairs(&config);
-        self.restart_servers(&config);
-    }
-
-    fn reschedule_repairs(&mut self, config: &FelixConfig) {
-        let wanted = [
-            (Tick::RepairTables, config.table_refresh_interval()),
-            (Tick::RepairRoutes, config.route_refresh()),
-        ];
-        for (tick, period) in wanted {
-            let slot = match tick {
-                Tick::RepairTables => &mut self.table_repair,
-                _ => &mut self.route_repair,
-            };
-            match period {
-                None => *slot = None,
-                Some(p) if slot.as_ref().map(|t| t.period) != Some(p) => {
-                    *slot = Some(spawn_ticker(&self.tx, tick, p));
-                }
-                Some(_) => {}
-            }
-        }
-    }
-
-    fn restart_servers(&mut self, config: &FelixConfig) {
-        let health_wanted = config
-            .health_enabled
-            .then(|| (config.health_host.clone(), config.health_port));
-        let health_now = self
-            .health_server
-            .as_ref()
-            .map(|s| (s.host.clone(), s.port));
-        if health_wanted != health_now {
-            self.health_server = None;
-            if let Some((host, port)) = health_wanted {
-                let receiver = self.health.subscribe();
-                self.health_server = self.start_server("health", &host, port, |listener| {
-                    health::spawn_health(listener, receiver)
-                });
-            }
-        }
-        let metrics_wanted = config.prometheus_metrics_enabled.then(|| {
-            (
-                config.prometheus_metrics_host.clone(),
-                config.prometheus_metrics_port,
-            )
-        });
-        let metrics_now = self
-            .metrics_server
-            .as_ref()
-            .map(|s| (s.host.clone(), s.port));
-        if metrics_wanted != metrics_now {
-            self.metrics_server = None;
-            if let Some((host, port)) = metrics_wanted {
-                let metrics = self.metrics.clone();
-                self.metrics_server = self.start_server("metrics", &host, port, |listener| {
-                    health::spawn_metrics(listener, metrics)
-                });
-            }
-        }
-    }
-
-    fn start_server(
-        &self,
-        what: &'static str,
-        host: &str,
-        port: u16,
-        spawn: impl FnOnce(std::net::TcpListener) -> std::io::Result<JoinHandle<()>>,
-    ) -> Option<Server> {
-        let started = health::resolve_host(host, port).and_then(|address| {
-            let listener = health::bind(self.netns.as_deref(), address)?;
-            Ok((address, spawn(listener)?))
-        });
-        match started {
-            Ok((address, task)) => {
-                info!(server = what, %address, "listening");
-                Some(Server {
-                    host: host.to_owned(),
-                    port,
-                    task,
-                })
-            }
-            Err(e) => {
-                error!(server = what, host, port, error = %e, "cannot listen");
-                None
-            }
-        }
-    }
-
     // ----- timers and outcomes -----
 
     fn on_tick(&mut self, tick: Tick) {
         match tick {
             Tick::Heartbeat => {
-                if self.routes_waiting > 0 {
-                    self.dirty_routes = true;
+                if let Some((at, backoff)) = self.routes_retry {
+                    if Instant::now() >= at {
+                        self.dirty_routes = true;
+                        let backoff = (backoff * 2).min(MAX_ROUTE_RETRY);
+                        self.routes_retry = Some((Instant::now() + backoff, backoff));
+                    }
                 }
                 self.publish_health();
             }
@@ -751,6 +371,11 @@ impl Agent {
             self.metrics.nft_rules.set(outcome.rules as f64);
         }
         if let Some(Ok(report)) = &outcome.routes {
+            if report.waiting == 0 {
+                self.routes_retry = None;
+            } else if report.waiting != self.routes_waiting || self.routes_retry.is_none() {
+                self.routes_retry = Some((Instant::now() + HEARTBEAT, HEARTBEAT));
+            }
             self.routes_waiting = report.waiting;
             self.metrics
                 .route_table_num_routes

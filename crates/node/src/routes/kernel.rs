@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use calico_netlink::{Netlink, NetlinkError};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -37,12 +38,6 @@ pub struct KernelRoute {
 pub enum RouteError {
     #[error("reading the main routing table")]
     List(#[source] NetlinkError),
-    #[error("looking up interface {interface}")]
-    Link {
-        interface: String,
-        #[source]
-        source: NetlinkError,
-    },
     #[error("adding the route to {destination}")]
     Add {
         destination: IpNet,
@@ -135,7 +130,8 @@ impl RouteDriver {
                 }
             }
         }
-        let mut indexes: BTreeMap<String, Option<u32>> = BTreeMap::new();
+        // Interface indexes come from one dump, taken only when needed.
+        let mut indexes: Option<BTreeMap<String, u32>> = None;
         for (destination, target) in desired {
             if applied.contains_key(destination) {
                 continue;
@@ -143,23 +139,11 @@ impl RouteDriver {
             let interface = match target {
                 Target::Blackhole => None,
                 Target::Interface(name) => {
-                    let index = match indexes.get(name) {
-                        Some(index) => *index,
-                        None => {
-                            let index = self
-                                .netlink
-                                .link_by_name(name)
-                                .map_err(|source| RouteError::Link {
-                                    interface: name.clone(),
-                                    source,
-                                })?
-                                .map(|l| l.index);
-                            indexes.insert(name.clone(), index);
-                            index
-                        }
-                    };
-                    match index {
-                        Some(index) => Some(index),
+                    if indexes.is_none() {
+                        indexes = Some(self.link_indexes()?);
+                    }
+                    match indexes.as_ref().and_then(|i| i.get(name)) {
+                        Some(index) => Some(*index),
                         None => {
                             // The CNI plugin has not created it yet, or it
                             // is gone; a later pass retries.
@@ -181,29 +165,21 @@ impl RouteDriver {
 
     /// The agent's routes in the main table.
     fn read_ours(&mut self) -> Result<BTreeMap<IpNet, Target>, RouteError> {
-        let mut names: BTreeMap<u32, String> = BTreeMap::new();
+        let routes = self.list()?;
+        let names: BTreeMap<u32, String> = self
+            .link_indexes()?
+            .into_iter()
+            .map(|(name, index)| (index, name))
+            .collect();
         let mut ours = BTreeMap::new();
-        for route in self.list()? {
+        for route in routes {
             if route.protocol != self.protocol {
                 continue;
             }
             let target = match (route.kind, route.interface) {
                 (RouteType::BlackHole, _) => Target::Blackhole,
                 (RouteType::Unicast, Some(index)) => {
-                    let name = match names.get(&index) {
-                        Some(name) => name.clone(),
-                        None => {
-                            let name = self
-                                .netlink
-                                .link_by_index(index)
-                                .map_err(RouteError::List)?
-                                .map(|l| l.name)
-                                .unwrap_or_default();
-                            names.insert(index, name.clone());
-                            name
-                        }
-                    };
-                    Target::Interface(name)
+                    Target::Interface(names.get(&index).cloned().unwrap_or_default())
                 }
                 // Something of ours we would never program: remove it.
                 _ => Target::Interface(String::new()),
@@ -211,6 +187,26 @@ impl RouteDriver {
             ours.insert(route.destination, target);
         }
         Ok(ours)
+    }
+
+    /// Every interface's index, by name.
+    fn link_indexes(&mut self) -> Result<BTreeMap<String, u32>, RouteError> {
+        let answers = self
+            .netlink
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .map_err(RouteError::List)?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => {
+                    link.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::IfName(name) => Some((name.clone(), link.header.index)),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     /// Every route of both families in the main table.
