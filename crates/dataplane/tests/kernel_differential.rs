@@ -6,17 +6,16 @@
 //! on TCP and UDP on the probed ports. For each seed, a random cluster of
 //! resources is fed through the policy engine; the generated ruleset is
 //! reconciled into the node namespace; then every ordered pair of pods is
-//! probed on every port over TCP and UDP, IPv4 and IPv6, each probe from
-//! its own, never reused, source
+//! probed on every port over TCP and UDP and with an echo request, IPv4
+//! and IPv6, each probe from its own, never reused, source
 //! port (so conntrack never carries a verdict from one round into the
 //! next), and what the kernel did is compared with `calico_policy::explain`
 //! (straight from the resources) for the same packet. Between rounds one
 //! random change is made (a policy replaced, added or deleted, a tier
 //! changed, a pod relabelled) and only the difference is applied.
 //!
-//! ICMP is not probed: an echo needs a raw or ping socket per probe, and
-//! ICMP rules are covered by the generator's unit tests and the round-trip
-//! test instead.
+//! Each pair is also probed with an ICMP (ICMPv6) echo request from a raw
+//! socket, whose identifier is never reused either.
 //!
 //! Replay one seed with `DIFFERENTIAL_SEED=<seed>`; more rounds with
 //! `DIFFERENTIAL_ROUNDS=<n>`.
@@ -41,7 +40,7 @@ const POLICIES: usize = 6;
 const DEFAULT_ROUNDS: usize = 6;
 /// Seeds whose random policies allow between a third and two thirds of
 /// the probes, so that both kinds of mistake would show.
-const DEFAULT_SEEDS: [u64; 3] = [3, 23, 26];
+const DEFAULT_SEEDS: [u64; 3] = [11, 24, 40];
 /// How long a denied probe waits. Probes run in parallel, so a round costs
 /// about this much however many probes it has.
 const TIMEOUT: Duration = Duration::from_millis(700);
@@ -97,6 +96,13 @@ fn probes(node: &Node, next_port: &mut u16) -> Vec<Probe> {
                         *next_port += 1;
                     }
                 }
+                out.push(Probe {
+                    src_pod: src,
+                    transport: Transport::IcmpEcho,
+                    src_port: *next_port,
+                    dst: SocketAddr::new(addr, 0),
+                });
+                *next_port += 1;
             }
         }
     }
@@ -110,6 +116,10 @@ fn packet(node: &Node, probe: &Probe) -> Packet {
     match probe.transport {
         Transport::Tcp => Packet::tcp(src, probe.src_port, probe.dst.ip(), probe.dst.port()),
         Transport::Udp => Packet::udp(src, probe.src_port, probe.dst.ip(), probe.dst.port()),
+        Transport::IcmpEcho => {
+            let echo_request = if src.is_ipv6() { 128 } else { 8 };
+            Packet::icmp(src, probe.dst.ip(), echo_request, 0)
+        }
     }
 }
 

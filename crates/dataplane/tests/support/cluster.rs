@@ -3,7 +3,8 @@
 //! network set, tiers with random orders and default actions, and
 //! NetworkPolicies and GlobalNetworkPolicies with random rules (Allow,
 //! Deny, Pass, Log; selectors, namespace selectors, nets and notNets, ports,
-//! port ranges, named ports, source ports, TCP/UDP). Then random
+//! port ranges, named ports, source ports, TCP/UDP, ICMP types and codes).
+//! Then random
 //! incremental changes: a policy replaced, added or deleted, a tier
 //! changed, a pod relabelled.
 
@@ -11,9 +12,9 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use calico_model::{
-    Action, EntityRule, GlobalNetworkPolicy, GlobalNetworkSet, NetworkPolicy, ObjectMeta,
-    PolicyType, Port, Profile, Protocol, Rule, ServiceAccountMatch, Tier, WorkloadEndpoint,
-    WorkloadEndpointPort,
+    Action, EntityRule, GlobalNetworkPolicy, GlobalNetworkSet, IcmpFields, NetworkPolicy,
+    ObjectMeta, PolicyType, Port, Profile, Protocol, Rule, ServiceAccountMatch, Tier,
+    WorkloadEndpoint, WorkloadEndpointPort,
 };
 use calico_policy::{EndpointKey, Update};
 
@@ -349,10 +350,28 @@ impl Cluster {
         });
         let mut r = Rule::new(action);
         r.protocol = match self.rng.below(20) {
-            0..=5 => None,
-            6..=12 => Some(Protocol::tcp()),
-            _ => Some(Protocol::udp()),
+            0..=4 => None,
+            5..=10 => Some(Protocol::tcp()),
+            11..=16 => Some(Protocol::udp()),
+            17 | 18 => Some(Protocol::Name("ICMP".into())),
+            _ => Some(Protocol::Name("ICMPv6".into())),
         };
+        if r.protocol.as_ref().is_some_and(Protocol::is_icmp) {
+            let icmp = |rng: &mut Rng| IcmpFields {
+                icmp_type: Some(*rng.pick(&[8, 128, 0, 3])),
+                code: match rng.below(3) {
+                    0 => None,
+                    1 => Some(0),
+                    _ => Some(1),
+                },
+            };
+            if self.rng.chance(0.5) {
+                r.icmp = Some(icmp(&mut self.rng));
+            }
+            if self.rng.chance(0.3) {
+                r.not_icmp = Some(icmp(&mut self.rng));
+            }
+        }
         if r.protocol.is_none() && self.rng.chance(0.15) {
             r.not_protocol = Some(if self.rng.chance(0.5) {
                 Protocol::tcp()
@@ -365,7 +384,7 @@ impl Cluster {
         } else if self.rng.chance(0.1) {
             r.ip_version = Some(4);
         }
-        let ports = r.protocol.is_some();
+        let ports = r.protocol.as_ref().is_some_and(Protocol::supports_ports);
         r.source = self.entity(false, ports);
         r.destination = self.entity(true, ports);
         r

@@ -185,6 +185,9 @@ impl Drop for Listeners {
 pub enum Transport {
     Tcp,
     Udp,
+    /// An ICMP (ICMPv6) echo request from a raw socket; the probe's
+    /// `src_port` is the echo identifier.
+    IcmpEcho,
 }
 
 /// Where probes start: a namespace and the addresses to send from.
@@ -266,7 +269,7 @@ impl Node {
     }
 }
 
-/// One connection attempt from a source to an address.
+/// One connection attempt (or echo request) from a source to an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
     /// Index into the sources given to [`run_probes`].
@@ -296,14 +299,20 @@ fn open(source: Source<'_>, probes: &[Probe]) -> Vec<io::Result<Socket>> {
             probes
                 .iter()
                 .map(|p| {
-                    let (ty, proto) = match p.transport {
-                        Transport::Tcp => (Type::STREAM, Protocol::TCP),
-                        Transport::Udp => (Type::DGRAM, Protocol::UDP),
+                    let (ty, proto) = match (p.transport, p.dst.is_ipv6()) {
+                        (Transport::Tcp, _) => (Type::STREAM, Protocol::TCP),
+                        (Transport::Udp, _) => (Type::DGRAM, Protocol::UDP),
+                        (Transport::IcmpEcho, false) => (Type::RAW, Protocol::ICMPV4),
+                        (Transport::IcmpEcho, true) => (Type::RAW, Protocol::ICMPV6),
                     };
                     let src = source.address_for(p.dst.ip());
                     let socket = Socket::new(Domain::for_address(p.dst), ty, Some(proto))?;
                     socket.set_reuse_address(true)?;
-                    socket.bind(&SockAddr::from(SocketAddr::new(src, p.src_port)))?;
+                    let port = match p.transport {
+                        Transport::IcmpEcho => 0,
+                        _ => p.src_port,
+                    };
+                    socket.bind(&SockAddr::from(SocketAddr::new(src, port)))?;
                     Ok(socket)
                 })
                 .collect()
@@ -351,6 +360,74 @@ fn attempt(socket: Socket, probe: &Probe, timeout: Duration) -> Outcome {
                 }
             };
             run().unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+        }
+        Transport::IcmpEcho => {
+            echo(&socket, probe, timeout).unwrap_or_else(|e| Outcome::Failed(format!("echo: {e}")))
+        }
+    }
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends an echo request with the probe's identifier and waits for the
+/// matching reply. A raw socket sees every ICMP packet of its namespace,
+/// so replies to other probes are skipped by identifier.
+fn echo(socket: &Socket, probe: &Probe, timeout: Duration) -> io::Result<Outcome> {
+    use std::io::Read;
+    let v6 = probe.dst.is_ipv6();
+    let (request_type, reply_type) = if v6 { (128u8, 129u8) } else { (8, 0) };
+    let id = probe.src_port.to_be_bytes();
+    let mut packet = vec![request_type, 0, 0, 0, id[0], id[1], 0, 1];
+    packet.extend_from_slice(b"calico-rs probe");
+    if !v6 {
+        // The kernel fills in the ICMPv6 checksum, not the ICMP one.
+        let sum = checksum(&packet).to_be_bytes();
+        packet[2] = sum[0];
+        packet[3] = sum[1];
+    }
+    socket.send_to(&packet, &SockAddr::from(probe.dst))?;
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 1500];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Outcome::Silent);
+        }
+        socket.set_read_timeout(Some(left))?;
+        let n = match (&*socket).read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(Outcome::Silent);
+            }
+            Err(e) => return Err(e),
+        };
+        // IPv4 raw sockets deliver the IP header too; IPv6 ones do not.
+        let icmp = if v6 {
+            &buf[..n]
+        } else {
+            let header = usize::from(buf[0] & 0x0f) * 4;
+            match buf.get(header..n) {
+                Some(rest) => rest,
+                None => continue,
+            }
+        };
+        if icmp.len() >= 8 && icmp[0] == reply_type && icmp[4..6] == id {
+            return Ok(Outcome::Answered);
         }
     }
 }
