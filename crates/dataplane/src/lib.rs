@@ -4,7 +4,7 @@
 //! into the agent's desired nftables state (a [`Ruleset`]), what Calico's
 //! Felix does in its rule renderer and nftables managers.
 //!
-//! Owns: the shape of the agent's tables ([`generate`]): base chains on the
+//! Owns: the shape of the agent's tables ([`generate()`]): base chains on the
 //! forward, input and output hooks, dispatch from interface name to
 //! endpoint chain through verdict maps, one chain per endpoint and
 //! direction running its tiers and profiles, one chain per policy and
@@ -21,11 +21,48 @@
 //! `calico_policy::eval` / `calico_policy::explain`, and the tests of this
 //! crate compare the kernel's behaviour with them.
 //!
-//! Where to start: [`generate`] and the packet path drawn in [`generate`'s
-//! module](crate::generate). The agent owns the tables
+//! Where to start: [`generate()`] and the packet path drawn in [`generate`'s
+//! module](mod@crate::generate). The agent owns the tables
 //! [`DataplaneConfig::tables`] names (an `ip` and an `ip6` table, as
 //! Calico's nftables mode), and applies each new generation with
 //! `Reconciler::apply`, which sends only what changed.
+//!
+//! # What the node agent does with it
+//!
+//! 1. Build the policy engine with `EngineConfig { local_node: Some(<this
+//!    node>), failsafe: failsafe_from_felix(&felix_spec)? }`: the failsafe
+//!    ports travel inside every [`Dataplane`], so the generator and the
+//!    reference evaluator always agree on them.
+//! 2. `DataplaneConfig::from_felix(&felix_spec)?` for the interface
+//!    prefixes, `defaultEndpointToHostAction`, mark bits, log prefix and
+//!    IPv6 support.
+//! 3. One `calico_nftables::Reconciler` owning [`DataplaneConfig::tables`]
+//!    (`ip calico`, `ip6 calico`), driven from a dedicated thread or
+//!    `spawn_blocking`.
+//! 4. After each batch of engine updates: `generate_with_report(&engine.snapshot(),
+//!    &config)`, log every [`Skipped`] endpoint, `reconciler.apply(&ruleset)`
+//!    (only the difference is sent, in one atomic transaction); on a timer,
+//!    `reconciler.repair(&last)` to undo changes made behind its back.
+//!    Generation is proportional to the node's size (see `bench/RESULTS.md`),
+//!    so batching updates for a few tens of milliseconds keeps churn cheap.
+//! 5. Forwarding on and the workload routes are the CNI plugin's and
+//!    calico-netlink's business, not this crate's.
+//!
+//! # Differences from Calico
+//!
+//! - doNotTrack policy is enforced at raw priority, but what it allows is
+//!   still connection-tracked: calico-nftables' model has no `notrack`
+//!   statement. Verdicts are Calico's; replies to such flows are allowed by
+//!   the connection-tracking fast path where Calico would need reverse
+//!   untracked rules.
+//! - Host endpoint egress policy also sees DNAT'd traffic in the output hook
+//!   (the model has no `ct status` test to skip it there).
+//! - No reverse-path (anti-spoofing) check for workloads (the model has no
+//!   `fib` expression); Deny always drops (no `reject`); Log rules log at
+//!   nft's default level (the model has no log level).
+//! - Not generated: NAT (natOutgoing), encapsulation allow rules (VXLAN,
+//!   IPIP, WireGuard), QoS controls, IPVS endpoint marks, flow-log NFLOG
+//!   groups.
 //!
 //! ```
 //! use calico_dataplane::{DataplaneConfig, generate};
@@ -55,6 +92,7 @@
 //!
 //! [`Dataplane`]: calico_policy::program::Dataplane
 //! [`Ruleset`]: calico_nftables::Ruleset
+//! [`Skipped`]: generate::Skipped
 
 pub mod config;
 pub mod generate;
