@@ -260,7 +260,7 @@ impl<B: Backend> Ipam<B> {
                 error: IpamError::MissingHostname,
             });
         }
-        let _turn = self.host_locks.lock(&args.hostname).await;
+        let _turn = self.hosts.turn(&args.hostname).await;
         for (version, num) in [(IpVersion::V4, args.num4), (IpVersion::V6, args.num6)] {
             if num == 0 {
                 continue;
@@ -359,7 +359,15 @@ impl<B: Backend> Ipam<B> {
             pools: selection.usable,
         };
         let owned = usable_blocks.len();
-        self.assign_from_affine_blocks(&req, usable_blocks.into(), owned, out)
+        let mut usable_blocks: VecDeque<_> = usable_blocks.into();
+        if let Some(hint) = self.hosts.hint(&req.owner.host, version) {
+            if let Some(i) = usable_blocks.iter().position(|(b, _)| *b == hint) {
+                if let Some(hinted) = usable_blocks.remove(i) {
+                    usable_blocks.push_front(hinted);
+                }
+            }
+        }
+        self.assign_from_affine_blocks(&req, usable_blocks, owned, out)
             .await?;
         if out.ips.len() < num && !req.config.strict_affinity {
             self.assign_from_borrowed_blocks(&req, out).await?;
@@ -445,6 +453,9 @@ impl<B: Backend> Ipam<B> {
                 .await
             {
                 Ok(ips) => {
+                    if !ips.is_empty() {
+                        self.hosts.set_hint(&req.owner.host, block.value.cidr);
+                    }
                     out.ips.extend(ips);
                     return Ok(());
                 }
@@ -668,7 +679,7 @@ impl<B: Backend> Ipam<B> {
             args.intended_use.unwrap_or(IpPoolAllowedUse::Workload),
             &args.hostname,
         );
-        let _turn = self.host_locks.lock(&args.hostname).await;
+        let _turn = self.hosts.turn(&args.hostname).await;
         let (pools, _) = parse_pools(&self.store.pools().await?);
         let pool = enabled_pool_for_addr(&pools, args.ip).ok_or(IpamError::NotInPool(args.ip))?;
         if let Some(using) = args.intended_use {
