@@ -73,16 +73,19 @@ async fn bird_exchanges_routes_and_keeps_them_through_a_graceful_restart() {
     assert!(detail.contains("(64512,100)"), "{detail}");
     assert!(detail.contains("(64512, 1, 2)"), "{detail}");
     wait_for("our block in BIRD's kernel", WAIT, async || {
-        lab.peer_kernel_routes(false)
-            .contains("192.168.100.0/26 via 10.99.0.1")
+        has_route(
+            &lab.peer_kernel_routes(false),
+            "192.168.100.0/26",
+            "10.99.0.1",
+        )
     })
     .await;
 
     // BIRD's to our kernel.
     wait_for("BIRD's routes in our kernel", WAIT, async || {
         let routes = lab.our_kernel_routes(false);
-        routes.contains("172.20.1.0/24 via 10.99.0.2")
-            && routes.contains("172.20.2.0/24 via 10.99.0.2")
+        has_route(&routes, "172.20.1.0/24", "10.99.0.2")
+            && has_route(&routes, "172.20.2.0/24", "10.99.0.2")
     })
     .await;
 
@@ -132,8 +135,7 @@ async fn bird_exchanges_routes_and_keeps_them_through_a_graceful_restart() {
     })
     .await;
     wait_for("the route BIRD still has to stay", WAIT, async || {
-        lab.our_kernel_routes(false)
-            .contains("172.20.1.0/24 via 10.99.0.2")
+        has_route(&lab.our_kernel_routes(false), "172.20.1.0/24", "10.99.0.2")
     })
     .await;
     assert!(bird.birdc("show protocols calico").contains("Established"));
@@ -175,8 +177,7 @@ protocol bgp calico {{
     })
     .await;
     wait_for("BIRD's IPv6 route in our kernel", WAIT, async || {
-        lab.our_kernel_routes(true)
-            .contains("fd00:20::/64 via fd00:99::2")
+        has_route(&lab.our_kernel_routes(true), "fd00:20::/64", "fd00:99::2")
     })
     .await;
 }

@@ -389,6 +389,7 @@ pub struct Frr {
     pub zebra: Daemon,
     pub bgpd: Daemon,
     pub dir: tempfile::TempDir,
+    bgpd_args: Vec<String>,
 }
 
 impl Frr {
@@ -433,9 +434,14 @@ impl Frr {
         let mut bargs = vec![path(&bgpd_bin)];
         bargs.extend(common("bgpd.pid"));
         // bgpd listens on its own; the port is the standard one.
-        let bargs: Vec<&str> = bargs.iter().map(String::as_str).collect();
-        let bgpd = Daemon::spawn("bgpd", &lab.peer, &bargs, &dir.path().join("bgpd.log"));
-        let f = Frr { zebra, bgpd, dir };
+        let args: Vec<&str> = bargs.iter().map(String::as_str).collect();
+        let bgpd = Daemon::spawn("bgpd", &lab.peer, &args, &dir.path().join("bgpd.log"));
+        let f = Frr {
+            zebra,
+            bgpd,
+            dir,
+            bgpd_args: bargs,
+        };
         let start = Instant::now();
         while f.try_vtysh("show bgp summary").is_none() {
             assert!(
@@ -467,6 +473,50 @@ impl Frr {
         self.try_vtysh(command)
             .unwrap_or_else(|| panic!("vtysh -c {command} failed; log: {}", self.log()))
     }
+
+    /// Runs configuration commands (after `configure terminal`).
+    pub fn vtysh_config(&self, commands: &[&str]) {
+        let mut cmd = Command::new("vtysh");
+        cmd.args([
+            "--vty_socket",
+            self.dir.path().to_str().unwrap(),
+            "-c",
+            "configure terminal",
+        ]);
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        let out = cmd.output().expect("running vtysh");
+        assert!(
+            out.status.success(),
+            "vtysh {commands:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts bgpd again (after [`Daemon::kill`]) with the same files.
+    pub fn restart_bgpd(&mut self, lab: &Lab) {
+        self.bgpd.kill();
+        let _ = std::fs::remove_file(self.dir.path().join("bgpd.pid"));
+        let args: Vec<&str> = self.bgpd_args.iter().map(String::as_str).collect();
+        self.bgpd = Daemon::spawn("bgpd", &lab.peer, &args, &self.dir.path().join("bgpd2.log"));
+        let start = Instant::now();
+        while self.try_vtysh("show bgp summary").is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "bgpd did not restart: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Whether `ip route` output has a route to `prefix` via `gateway`.
+pub fn has_route(routes: &str, prefix: &str, gateway: &str) -> bool {
+    routes.lines().any(|l| {
+        l.split_whitespace().next() == Some(prefix) && l.contains(&format!("via {gateway} "))
+    })
 }
 
 /// Parses a prefix (helper for tests).
