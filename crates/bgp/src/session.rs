@@ -370,7 +370,7 @@ impl Session {
     /// Our outgoing connection `conn` could not be made.
     pub fn connect_failed(&mut self, conn: ConnId, reason: &str, now: Instant) {
         if self.remove(conn).is_some() {
-            self.last_error = Some(format!("connect: {reason}"));
+            self.last_error = Some(format!("Socket: {}", socket_error(reason)));
         }
         self.schedule_retry(now);
         self.note_state(now);
@@ -419,7 +419,7 @@ impl Session {
             self.fail(
                 conn,
                 None,
-                format!("connection closed: {reason}"),
+                Some(format!("Socket: {}", socket_error(reason))),
                 true,
                 now,
             );
@@ -440,7 +440,13 @@ impl Session {
         match (state, message) {
             (ConnState::Connecting, _) => {}
             (_, Message::Notification(n)) => {
-                self.fail(conn, None, format!("received: {n}"), false, now);
+                self.fail(
+                    conn,
+                    None,
+                    Some(format!("Received: {}", n.describe())),
+                    false,
+                    now,
+                );
             }
             (ConnState::OpenSent, Message::Open(open)) => self.on_open(conn, open, now),
             (ConnState::OpenSent, other) => {
@@ -482,7 +488,7 @@ impl Session {
             self.fail(
                 conn,
                 Some(error.notification.clone()),
-                format!("sent: {error}"),
+                Some(format!("BGP Error: {}", error.notification.describe())),
                 false,
                 now,
             );
@@ -501,7 +507,7 @@ impl Session {
             self.fail(
                 conn,
                 Some(Notification::hold_timer_expired()),
-                "hold timer expired".to_string(),
+                Some("BGP Error: Hold timer expired".to_string()),
                 false,
                 now,
             );
@@ -581,11 +587,14 @@ impl Session {
     /// Drops a connection, sending `notification` first if given. When it
     /// carried the session, the session goes down; `graceful_allowed` says
     /// whether graceful restart may keep the peer's routes.
+    /// `reason` is what BIRD would show as the peer's info ("Socket: ...",
+    /// "Received: ...", "BGP Error: ..."); `None` for routine closes such as
+    /// collision resolution, which leave the last error as it was.
     fn fail(
         &mut self,
         conn: ConnId,
         notification: Option<Notification>,
-        reason: String,
+        reason: Option<String>,
         graceful_allowed: bool,
         now: Instant,
     ) {
@@ -603,9 +612,14 @@ impl Session {
             let negotiated = c
                 .negotiated
                 .expect("established connections are negotiated");
-            self.session_down(&negotiated, reason.clone(), graceful_allowed, now);
+            let why = reason
+                .clone()
+                .unwrap_or_else(|| "Connection collision".to_string());
+            self.session_down(&negotiated, why, graceful_allowed, now);
         }
-        self.last_error = Some(reason);
+        if reason.is_some() {
+            self.last_error = reason;
+        }
         self.schedule_retry(now);
         self.note_state(now);
     }
@@ -652,11 +666,9 @@ impl Session {
 
     fn unexpected(&mut self, conn: ConnId, message: &Message, subcode: u8, now: Instant) {
         let notification = Notification::new(code::FSM, subcode, Vec::new());
-        let reason = format!(
-            "sent: {notification} after an unexpected message of type {}",
-            message.type_code()
-        );
-        self.fail(conn, Some(notification), reason, false, now);
+        tracing::debug!(message_type = message.type_code(), "unexpected message");
+        let reason = format!("BGP Error: {}", notification.describe());
+        self.fail(conn, Some(notification), Some(reason), false, now);
     }
 
     fn on_open(&mut self, conn: ConnId, open: Open, now: Instant) {
@@ -685,13 +697,9 @@ impl Session {
             None
         };
         if let Some((notification, detail)) = problem {
-            self.fail(
-                conn,
-                Some(notification),
-                format!("sent: {detail}"),
-                false,
-                now,
-            );
+            tracing::warn!(%detail, "refusing the peer's OPEN");
+            let reason = format!("BGP Error: {}", notification.describe());
+            self.fail(conn, Some(notification), Some(reason), false, now);
             return;
         }
         let negotiated = self.negotiate(&open);
@@ -725,15 +733,15 @@ impl Session {
                     if restarting {
                         // The peer came back before we noticed it had gone:
                         // RFC 4724 §4.2 treats the old session as ended.
-                        self.fail(other, None, "peer restarted".to_string(), true, now);
-                    } else {
                         self.fail(
-                            conn,
-                            Some(collision),
-                            "connection collision with the established session".to_string(),
-                            false,
+                            other,
+                            None,
+                            Some("Socket: Peer restarted".to_string()),
+                            true,
                             now,
                         );
+                    } else {
+                        self.fail(conn, Some(collision), None, false, now);
                         return;
                     }
                 }
@@ -746,13 +754,7 @@ impl Session {
                     } else {
                         conn
                     };
-                    self.fail(
-                        loser,
-                        Some(collision.clone()),
-                        "connection collision".to_string(),
-                        false,
-                        now,
-                    );
+                    self.fail(loser, Some(collision.clone()), None, false, now);
                     if loser == conn {
                         return;
                     }
@@ -827,7 +829,7 @@ impl Session {
             self.fail(
                 other,
                 Some(Notification::cease(cease::CONNECTION_COLLISION_RESOLUTION)),
-                "connection collision".to_string(),
+                None,
                 false,
                 now,
             );
@@ -878,6 +880,23 @@ impl Session {
             self.reported_state = state;
             self.state_since = Some(now);
         }
+    }
+}
+
+/// An I/O error as BIRD words it: "Connection refused", without Rust's
+/// "(os error 111)".
+fn socket_error(reason: &str) -> String {
+    if reason == "closed by peer" {
+        return "Connection closed".to_string();
+    }
+    let text = match reason.find(" (os error") {
+        Some(i) => &reason[..i],
+        None => reason,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::attributes::{PathAttributes, announcements};
-use crate::wire::{Update, decode, update_error};
+use crate::wire::{Update, decode};
 
 const A_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -208,10 +208,10 @@ fn a_silent_peer_expires_the_hold_timer() {
     net.advance(Duration::from_secs(1));
     assert_eq!(net.a.state(), State::Active);
     let (reason, graceful, _) = downs(&net.a_log)[0];
-    assert_eq!(reason, "hold timer expired");
+    assert_eq!(reason, "BGP Error: Hold timer expired");
     assert!(graceful.is_empty(), "a NOTIFICATION ends graceful restart");
     let _ = conn;
-    assert!(net.a.last_error().unwrap().contains("hold timer"));
+    assert_eq!(net.a.last_error(), Some("BGP Error: Hold timer expired"));
 }
 
 #[test]
@@ -244,16 +244,9 @@ fn wrong_peer_as_is_refused_with_bad_peer_as() {
     net.b.config.remote_as = 65000;
     net.start();
     assert_ne!(net.a.state(), State::Established);
-    assert!(
-        net.b.last_error().unwrap().contains("expected AS 65000"),
-        "{:?}",
-        net.b.last_error()
-    );
-    assert!(
-        net.a.last_error().unwrap().contains("Bad peer AS"),
-        "{:?}",
-        net.a.last_error()
-    );
+    // As BIRD words it, on both ends.
+    assert_eq!(net.b.last_error(), Some("BGP Error: Bad peer AS"));
+    assert_eq!(net.a.last_error(), Some("Received: Bad peer AS"));
 }
 
 #[test]
@@ -264,11 +257,7 @@ fn same_router_id_on_ibgp_is_refused() {
     assert_ne!(net.a.state(), State::Established);
     for side in [&net.a, &net.b] {
         let error = side.last_error().unwrap();
-        assert!(
-            error.contains("Bad BGP identifier")
-                || error.contains("router id 10.0.0.1 is not acceptable"),
-            "{error}"
-        );
+        assert!(error.ends_with("Bad BGP identifier"), "{error}");
     }
 }
 
@@ -432,11 +421,7 @@ fn malformed_updates_reset_the_session_with_their_notification() {
     let error = decode(&[0xff; 19], true).unwrap_err();
     net.a.decode_error(conn, error.clone(), net.now);
     net.run();
-    assert!(
-        net.b.last_error().unwrap().contains("received"),
-        "{:?}",
-        net.b.last_error()
-    );
+    assert_eq!(net.b.last_error(), Some("Received: Bad message type"));
     assert!(downs(&net.b_log)[0].1.is_empty());
     // An UPDATE whose MP next hop does not fit its family.
     let mut net = Net::ibgp();
@@ -454,10 +439,7 @@ fn malformed_updates_reset_the_session_with_their_notification() {
     .remove(0);
     net.send_from_b(bad);
     let (reason, ..) = downs(&net.a_log)[0];
-    assert!(
-        reason.contains(&format!("3/{}", update_error::OPTIONAL_ATTRIBUTE_ERROR)),
-        "{reason}"
-    );
+    assert_eq!(reason, "BGP Error: Optional attribute error");
 }
 
 #[test]

@@ -92,7 +92,9 @@ impl Notification {
         Notification::new(code::HOLD_TIMER_EXPIRED, 0, Vec::new())
     }
 
-    /// The RFC name of the code and subcode, as BIRD and `calicoctl` show them.
+    /// The most specific RFC name, as BIRD shows it: the subcode's name
+    /// when there is one ("Bad peer AS"), else the code's ("Hold timer
+    /// expired").
     pub fn describe(&self) -> String {
         let code_name = match self.code {
             code::MESSAGE_HEADER => "Message header error",
@@ -152,7 +154,7 @@ impl Notification {
             (_, 0) => return code_name.to_string(),
             _ => return format!("{code_name} (subcode {})", self.subcode),
         };
-        format!("{code_name}: {sub}")
+        sub.to_string()
     }
 }
 
@@ -175,11 +177,11 @@ mod tests {
             ),
             (
                 Notification::cease(cease::ADMINISTRATIVE_SHUTDOWN),
-                "Cease: Administrative shutdown (6/2)",
+                "Administrative shutdown (6/2)",
             ),
             (
                 Notification::new(code::UPDATE_MESSAGE, update::MALFORMED_AS_PATH, vec![]),
-                "UPDATE message error: Malformed AS_PATH (3/11)",
+                "Malformed AS_PATH (3/11)",
             ),
             (
                 Notification::new(code::OPEN_MESSAGE, 99, vec![]),
