@@ -4,6 +4,7 @@
 //! the driver that runs sessions over TCP. Work in progress.
 
 pub mod attributes;
+pub mod config;
 pub mod driver;
 pub mod export;
 pub mod rib;
