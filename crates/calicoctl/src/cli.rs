@@ -85,6 +85,10 @@ pub struct FileArgs {
     /// Namespace of the resources (for namespaced kinds that name none).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+    /// Write the valid resources even when others in the files are invalid
+    /// (the invalid ones are reported and the command still fails).
+    #[arg(long)]
+    pub continue_on_error: bool,
 }
 
 #[derive(Debug, Clone, Args)]

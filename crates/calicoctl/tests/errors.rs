@@ -119,6 +119,43 @@ spec:
 }
 
 #[test]
+fn continue_on_error_writes_the_valid_resources_and_still_fails() {
+    let ctl = Ctl::embedded();
+    let text = "\
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata:
+  name: t2
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: Bad_Pool
+spec:
+  cidr: 10.0.0.1/8
+";
+    let file = ctl.file("mixed.yaml", text);
+    let err = ctl
+        .run(&["apply", "--continue-on-error", "-f", &file])
+        .failed();
+    assert!(
+        err.stderr
+            .contains("1 resource(s) were invalid and not applied"),
+        "{}",
+        err.stderr
+    );
+    assert!(
+        err.stderr
+            .contains("mixed.yaml: document 2: IPPool(Bad_Pool) is invalid"),
+        "{}",
+        err.stderr
+    );
+    // The valid document was written; the invalid one was not.
+    ctl.run(&["get", "tier", "t2"]).ok();
+    ctl.run(&["get", "ippool", "Bad_Pool"]).failed();
+}
+
+#[test]
 fn validate_needs_no_datastore() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pool.yaml");

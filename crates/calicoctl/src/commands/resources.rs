@@ -4,10 +4,11 @@
 //!
 //! One difference from Calico, on purpose: every resource of a file is
 //! read and checked (syntax, namespace, Calico's validation rules) before
-//! anything is written, and if any is bad nothing is written at all.
-//! Calico stops before writing only for syntax errors; a resource that
-//! fails validation is reported while the others are still written, and it
-//! has no flag to change either. Checks that need the datastore (the tier
+//! anything is written, and if any is bad nothing is written at all, unless
+//! `--continue-on-error` asks for the valid ones to be written anyway (the
+//! command still fails). Calico stops before writing only for syntax
+//! errors; a resource that fails validation is reported while the others
+//! are still written. Checks that need the datastore (the tier
 //! exists, pools do not overlap, the resource exists) still happen per
 //! resource as they are written, with Calico's partial-success messages.
 //! `validate` lists every invalid resource the same way.
@@ -101,8 +102,10 @@ pub async fn file_command(global: &Global, args: &FileArgs, action: Action) -> a
 
     // Check every resource before anything is written.
     let mut problems = Vec::new();
-    for item in &items {
+    let mut invalid = BTreeSet::new();
+    for (index, item) in items.iter().enumerate() {
         if let Err(e) = calico_client::validate(item.resource.clone()) {
+            invalid.insert(index);
             let location = item
                 .location
                 .as_ref()
@@ -123,7 +126,8 @@ pub async fn file_command(global: &Global, args: &FileArgs, action: Action) -> a
             single_kind.as_deref(),
         );
     }
-    if !problems.is_empty() {
+    let keep_going = args.continue_on_error && action.writes() && invalid.len() < items.len();
+    if !problems.is_empty() && !keep_going {
         let consequence = match action {
             Action::Validate => String::new(),
             _ => format!(", so nothing was {}", action.past()),
@@ -136,6 +140,13 @@ pub async fn file_command(global: &Global, args: &FileArgs, action: Action) -> a
             problems.join("\n  ")
         );
     }
+    let skipped = problems.len();
+    let items: Vec<Item> = items
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| !invalid.contains(index))
+        .map(|(_, item)| item)
+        .collect();
 
     let client = connect_checked(global).await?;
     if action.writes() {
@@ -145,7 +156,20 @@ pub async fn file_command(global: &Global, args: &FileArgs, action: Action) -> a
             tracing::info!(error = %e, "unable to initialize the datastore");
         }
     }
-    execute(&client, &items, action, single_kind.as_deref()).await
+    let written = execute(&client, &items, action, single_kind.as_deref()).await;
+    if skipped == 0 {
+        return written;
+    }
+    let invalid_report = anyhow!(
+        "{} resource(s) were invalid and not {}:\n  {}",
+        skipped,
+        action.past(),
+        problems.join("\n  ")
+    );
+    match written {
+        Ok(()) => Err(invalid_report),
+        Err(e) => Err(e.context(invalid_report)),
+    }
 }
 
 /// `delete -f FILE` or `delete KIND NAME...`.
