@@ -11,6 +11,7 @@ pub mod rib;
 pub mod session;
 pub mod sink;
 pub mod speaker;
+pub mod status;
 pub mod wire;
 
 /// An error and its sources, one line: "outer: inner: root".
