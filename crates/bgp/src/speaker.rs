@@ -335,6 +335,66 @@ impl Speaker {
         }
     }
 
+    /// Makes the configured peers and originated prefixes exactly these:
+    /// missing ones are added, changed ones updated, others removed.
+    pub fn reconcile(
+        &mut self,
+        peers: Vec<PeerConfig>,
+        originations: Vec<Origination>,
+        now: Instant,
+    ) {
+        let wanted: HashSet<IpAddr> = peers.iter().map(|p| p.address).collect();
+        let gone: Vec<IpAddr> = self
+            .peers
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
+        for address in gone {
+            self.remove_peer(address, now);
+        }
+        for peer in peers {
+            self.set_peer(peer, now);
+        }
+        let keep: HashSet<IpNet> = originations.iter().map(|o| o.prefix.trunc()).collect();
+        let stale: Vec<IpNet> = self
+            .originated
+            .keys()
+            .filter(|p| !keep.contains(p))
+            .copied()
+            .collect();
+        for prefix in stale {
+            self.withdraw(prefix, now);
+        }
+        for origination in originations {
+            self.originate(origination, now);
+        }
+    }
+
+    /// Changes the speaker's own settings (AS, router id, cluster id,
+    /// addresses). Every session restarts (Cease, "other configuration
+    /// change"); peers and originations are kept.
+    pub fn reconfigure(&mut self, config: SpeakerConfig, now: Instant) {
+        if config == self.config {
+            return;
+        }
+        let peers: Vec<PeerConfig> = self.peers.values().map(|p| p.config.clone()).collect();
+        let originations: Vec<Origination> = self.originated.values().cloned().collect();
+        for address in peers.iter().map(|p| p.address).collect::<Vec<_>>() {
+            if let Some(peer) = self.peers.get_mut(&address) {
+                peer.session
+                    .stop(Notification::cease(cease::OTHER_CONFIGURATION_CHANGE), now);
+            }
+            self.pump(address, now);
+            self.remove_peer(address, now);
+        }
+        for prefix in self.originated.keys().copied().collect::<Vec<_>>() {
+            self.withdraw(prefix, now);
+        }
+        self.config = config;
+        self.reconcile(peers, originations, now);
+    }
+
     /// Stops a peer's session (Cease, administrative shutdown) but keeps
     /// it configured; it stays idle.
     pub fn stop_peer(&mut self, address: IpAddr, now: Instant) {

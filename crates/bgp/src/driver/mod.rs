@@ -92,6 +92,7 @@ impl StatusReport {
 #[derive(Debug)]
 enum Command {
     SetPeer(Box<PeerConfig>),
+    Apply(Box<crate::config::Desired>),
     RemovePeer(IpAddr),
     Originate(Origination),
     Withdraw(IpNet),
@@ -153,6 +154,13 @@ impl SpeakerHandle {
     /// Adds a peer, or changes one.
     pub async fn set_peer(&self, peer: PeerConfig) -> Result<(), Stopped> {
         self.send(Command::SetPeer(Box::new(peer))).await
+    }
+
+    /// Makes the speaker match `desired`: its own settings, exactly these
+    /// peers and exactly these originated prefixes. (A new listen port
+    /// takes a new driver.)
+    pub async fn apply(&self, desired: crate::config::Desired) -> Result<(), Stopped> {
+        self.send(Command::Apply(Box::new(desired))).await
     }
 
     pub async fn remove_peer(&self, address: IpAddr) -> Result<(), Stopped> {
@@ -370,6 +378,15 @@ impl Driver {
             Command::SetPeer(config) => {
                 self.set_listener_keys(config.address, config.password.as_deref());
                 self.speaker.set_peer(*config, now);
+            }
+            Command::Apply(desired) => {
+                let desired = *desired;
+                self.speaker.reconfigure(desired.speaker, now);
+                for peer in &desired.peers {
+                    self.set_listener_keys(peer.address, peer.password.as_deref());
+                }
+                self.speaker
+                    .reconcile(desired.peers, desired.originations, now);
             }
             Command::RemovePeer(address) => {
                 let had_password = self

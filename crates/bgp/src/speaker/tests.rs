@@ -457,3 +457,61 @@ fn peer_status_reports_state_and_counts() {
     assert_eq!(status[0].routes_received, 1);
     assert_eq!(n.speakers[a].status()[0].routes_sent, 1);
 }
+
+#[test]
+fn reconcile_adds_changes_and_removes() {
+    let mut n = Net::new();
+    let a = n.add(1, 64512, None);
+    let b = n.add(2, 64512, None);
+    let c = n.add(3, 64512, None);
+    n.peer(b, a, |_| {});
+    n.peer(c, a, |_| {});
+    n.originate(a, Origination::new(net("192.168.1.0/26")));
+    n.originate(a, Origination::new(net("192.168.2.0/26")));
+    assert_eq!(n.speakers[a].status().len(), 2);
+    // a keeps only b and only the first block, now with a community.
+    let mut to_b = n.speakers[a].peer_config(ip(2)).unwrap().clone();
+    to_b.name = "Mesh_10_0_0_2".into();
+    let mut block = Origination::new(net("192.168.1.0/26"));
+    block.communities = vec![7];
+    let now = n.now;
+    n.speakers[a].reconcile(vec![to_b], vec![block], now);
+    n.run();
+    let status = n.speakers[a].status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].name, "Mesh_10_0_0_2");
+    assert_eq!(
+        status[0].state,
+        State::Established,
+        "a name change does not reset the session"
+    );
+    assert_eq!(n.speakers[b].installed().len(), 1);
+    assert_eq!(
+        n.speakers[b].best_paths()[&net("192.168.1.0/26")]
+            .attrs
+            .communities,
+        vec![7]
+    );
+    assert!(n.speakers[c].installed().is_empty(), "c lost a as a peer");
+}
+
+#[test]
+fn reconfiguring_the_speaker_restarts_sessions_and_keeps_everything() {
+    let mut n = Net::new();
+    let a = n.add(1, 64512, None);
+    let b = n.add(2, 64512, None);
+    n.peer(a, b, |_| {});
+    n.originate(a, Origination::new(net("192.168.1.0/26")));
+    let mut config = n.speakers[a].config().clone();
+    config.cluster_id = Some(Ipv4Addr::new(244, 0, 0, 1));
+    let now = n.now;
+    n.speakers[a].reconfigure(config, now);
+    n.run();
+    n.advance(Duration::from_secs(6));
+    assert!(all_established(&n));
+    assert_eq!(
+        n.speakers[a].config().cluster_id,
+        Some(Ipv4Addr::new(244, 0, 0, 1))
+    );
+    assert_eq!(installed(&n.speakers[b], "192.168.1.0/26"), Some(ip(1)));
+}
