@@ -177,6 +177,54 @@ struct Result {
     rules: f64,
 }
 
+/// The agent's pipeline for one toggle, in process and without the kernel:
+/// the policy engine, generation, and the reconciler's validation, diff and
+/// copy of the whole ruleset. Mean milliseconds of each step.
+fn in_process(resources: &[AnyResource], iterations: usize) -> [f64; 5] {
+    use calico_nftables::Transaction;
+    use calico_policy::{EngineConfig, PolicyEngine};
+    let mut engine = PolicyEngine::new(EngineConfig {
+        local_node: Some(NODE.into()),
+        ..EngineConfig::default()
+    });
+    let updates = resources
+        .iter()
+        .filter_map(|r| calico_node::agent::resources::to_update(r.clone()).map(|(u, _)| u));
+    let (_, errors) = engine.apply_all(updates);
+    assert!(errors.is_empty(), "{errors:?}");
+    let config = calico_dataplane::DataplaneConfig {
+        ipv6: false,
+        ..calico_dataplane::DataplaneConfig::default()
+    };
+    let mut previous = calico_dataplane::generate(&engine.snapshot(), &config);
+    let mut totals = [0.0f64; 5];
+    for i in 0..iterations {
+        let action = if i % 2 == 0 {
+            Action::Allow
+        } else {
+            Action::Deny
+        };
+        let t = Instant::now();
+        engine.apply(toggle(action).into()).expect("toggle");
+        let dp = engine.snapshot();
+        totals[0] += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let ruleset = calico_dataplane::generate(&dp, &config);
+        totals[1] += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        assert!(ruleset.validate().is_empty());
+        totals[2] += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let diff = Transaction::diff(&previous, &ruleset);
+        assert!(!diff.is_empty());
+        totals[3] += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        previous = ruleset.clone();
+        totals[4] += t.elapsed().as_secs_f64();
+    }
+    totals.map(|t| t * 1e3 / iterations as f64)
+}
+
 fn run_scale(endpoints: usize, iterations: usize) -> Result {
     let rt = runtime();
     let store = Store::etcd();
@@ -199,6 +247,11 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
     resources.extend((0..POLICIES).map(|i| policy(i).into()));
     resources.push(base_deny().into());
     resources.push(toggle(Action::Deny).into());
+    let steps = in_process(&resources, 10);
+    eprintln!(
+        "scale {endpoints}: in process (ms): engine+snapshot {:.2}, generate {:.2}, validate {:.2}, diff {:.2}, clone {:.2}",
+        steps[0], steps[1], steps[2], steps[3], steps[4]
+    );
     create_all(&rt, &client, resources);
 
     let mut env = store.env();
