@@ -1,6 +1,6 @@
 //! The I/O driver: runs a [`Speaker`] over TCP.
 //!
-//! One event loop owns the speaker and handles [`Input`]s one at a time
+//! One event loop owns the speaker and handles inputs one at a time
 //! with synchronous calls. Sockets live in child tasks that only send
 //! inputs in: a task per listener accepting connections, a task per
 //! outgoing connection attempt, and a reader and a writer task per
