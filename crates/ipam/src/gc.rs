@@ -27,7 +27,10 @@ use tracing::{debug, warn};
 use crate::allocator::Ipam;
 use crate::block::{Occupancy, ReleaseOptions, WINDOWS_RESERVED_HANDLE, sanitize_handle};
 use crate::error::IpamError;
-use crate::handles::{ATTR_NAMESPACE, ATTR_NODE, ATTR_POD, ATTR_TYPE, is_tunnel_type};
+use crate::handles::attr::{
+    NAMESPACE as ATTR_NAMESPACE, NODE as ATTR_NODE, POD as ATTR_POD, TYPE as ATTR_TYPE,
+};
+use crate::handles::is_tunnel_type;
 use crate::record::{AffinityType, AllocationBlock};
 
 /// What exists, as the collector's caller sees it.

@@ -36,34 +36,21 @@ pub fn wireguard_v6_tunnel_handle(node: &str) -> String {
     format!("wireguard-v6-tunnel-addr-{node}")
 }
 
-/// Attribute: the pod's name.
-pub const ATTR_POD: &str = "pod";
-/// Attribute: the pod's namespace.
-pub const ATTR_NAMESPACE: &str = "namespace";
-/// Attribute: the node the address was allocated for.
-pub const ATTR_NODE: &str = "node";
-/// Attribute: when it was allocated (free-form, as Calico writes it).
-pub const ATTR_TIMESTAMP: &str = "timestamp";
-/// Attribute: what a non-pod address is for (one of the `TYPE_*` values).
-pub const ATTR_TYPE: &str = "type";
+/// The attribute keys and `type` values (calico-model's, Calico's).
+pub use calico_model::ipam::attr;
+
 /// Attribute: the KubeVirt VirtualMachineInstance name.
 pub const ATTR_VMI_NAME: &str = "vmi-name";
-
-pub const TYPE_IPIP_TUNNEL: &str = "ipipTunnelAddress";
-pub const TYPE_VXLAN_TUNNEL: &str = "vxlanTunnelAddress";
-pub const TYPE_VXLAN_V6_TUNNEL: &str = "vxlanV6TunnelAddress";
-pub const TYPE_WIREGUARD_TUNNEL: &str = "wireguardTunnelAddress";
-pub const TYPE_WIREGUARD_V6_TUNNEL: &str = "wireguardV6TunnelAddress";
 
 /// Whether an allocation's `type` attribute marks a node tunnel address.
 pub fn is_tunnel_type(value: &str) -> bool {
     matches!(
         value,
-        TYPE_IPIP_TUNNEL
-            | TYPE_VXLAN_TUNNEL
-            | TYPE_VXLAN_V6_TUNNEL
-            | TYPE_WIREGUARD_TUNNEL
-            | TYPE_WIREGUARD_V6_TUNNEL
+        attr::TYPE_IPIP
+            | attr::TYPE_VXLAN
+            | attr::TYPE_VXLAN_V6
+            | attr::TYPE_WIREGUARD
+            | attr::TYPE_WIREGUARD_V6
     )
 }
 
@@ -87,6 +74,6 @@ mod tests {
             wireguard_v6_tunnel_handle("n"),
             "wireguard-v6-tunnel-addr-n"
         );
-        assert!(is_tunnel_type(TYPE_VXLAN_TUNNEL) && !is_tunnel_type("pod"));
+        assert!(is_tunnel_type(attr::TYPE_VXLAN) && !is_tunnel_type("pod"));
     }
 }

@@ -12,7 +12,8 @@
 //! - [`pools`]: which pools a request may use.
 //! - [`handles`]: the handle IDs and attributes Calico components share.
 //! - `block`: allocation inside one block (free queue, released-address
-//!   cooldown, sequence numbers), no I/O.
+//!   cooldown, sequence numbers), no I/O, on a checked working form of
+//!   calico-model's block record.
 //! - [`Ipam`]: the allocator over any [`calico_datastore::Backend`]. Every
 //!   write is a compare-and-swap, so many hosts allocate at once without a
 //!   lock.

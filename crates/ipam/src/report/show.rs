@@ -13,6 +13,7 @@ use crate::allocator::{Ipam, IpamConfig};
 use crate::block::Occupancy;
 use crate::cidr::{block_containing, covers, net_size, overlaps};
 use crate::error::IpamError;
+use crate::handles::attr;
 use crate::pools::{Pool, parse_pools, pool_for_addr};
 use crate::record::AllocationBlock;
 use crate::reserved::Reservations;
@@ -270,24 +271,25 @@ pub(crate) fn borrowed(blocks: &[AllocationBlock]) -> BorrowedReport {
         for (_, addr, attr) in b.allocated() {
             let Some(attr) = attr else { continue };
             let attrs = &attr.active_owner_attrs;
-            let Some(node) = attrs.get("node") else {
+            let Some(node) = attrs.get(attr::NODE) else {
                 out.unclassified += 1;
                 continue;
             };
             if *node == owner {
                 continue;
             }
-            let ns = attrs.get("namespace").cloned().unwrap_or_default();
-            let (allocation_type, allocated_to) = if let Some(vmi) = attrs.get("vmi-name") {
-                ("vmi".to_owned(), format!("{ns}/{vmi}"))
-            } else if let Some(pod) = attrs.get("pod") {
-                ("pod".to_owned(), format!("{ns}/{pod}"))
-            } else {
-                (
-                    attrs.get("type").cloned().unwrap_or_default(),
-                    String::new(),
-                )
-            };
+            let ns = attrs.get(attr::NAMESPACE).cloned().unwrap_or_default();
+            let (allocation_type, allocated_to) =
+                if let Some(vmi) = attrs.get(crate::handles::ATTR_VMI_NAME) {
+                    ("vmi".to_owned(), format!("{ns}/{vmi}"))
+                } else if let Some(pod) = attrs.get(attr::POD) {
+                    ("pod".to_owned(), format!("{ns}/{pod}"))
+                } else {
+                    (
+                        attrs.get(attr::TYPE).cloned().unwrap_or_default(),
+                        String::new(),
+                    )
+                };
             out.ips.push(BorrowedIp {
                 addr,
                 borrowing_node: node.clone(),
