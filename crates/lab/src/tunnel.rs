@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use calico_ipam::AutoAssignArgs;
-use calico_ipam::handles::{ATTR_NODE, ATTR_TYPE, TYPE_VXLAN_TUNNEL, vxlan_tunnel_handle};
+use calico_ipam::handles::vxlan_tunnel_handle;
+use calico_model::ipam::attr;
 use calico_model::{EncapMode, IpPool, IpPoolAllowedUse, Node};
 use ipnet::IpNet;
 
@@ -64,8 +65,8 @@ pub fn allocate(store: &Store) -> anyhow::Result<BTreeMap<String, String>> {
                     num4: 1,
                     handle: Some(handle.clone()),
                     attrs: BTreeMap::from([
-                        (ATTR_NODE.to_string(), name.clone()),
-                        (ATTR_TYPE.to_string(), TYPE_VXLAN_TUNNEL.to_string()),
+                        (attr::NODE.to_string(), name.clone()),
+                        (attr::TYPE.to_string(), attr::TYPE_VXLAN.to_string()),
                     ]),
                     hostname: name.clone(),
                     ipv4_pools: cidrs.clone(),
