@@ -537,7 +537,10 @@ fn report(t: Option<&Throughput>, gs: &[Generation], commit: &str) -> String {
         "Run with the code of commit {commit}; load average at the end {} (other \
          crates' builds and benchmarks share the 2 cores, so compare within a \
          round).",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )));
     out.push('\n');
     out
