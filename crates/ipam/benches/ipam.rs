@@ -188,24 +188,38 @@ async fn throughput_round(engine: &str, a: &Args) -> Duration {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..a.nodes {
+        // One IPAM per node, shared by its workers: requests of one node
+        // take turns, as Calico's CNI plugin serialises them with a
+        // host-wide lock.
+        let ipam = Ipam::new(ds.clone());
         for w in 0..a.workers {
-            let ipam = Ipam::new(ds.clone());
+            let ipam = ipam.clone();
             let name = node(n);
             tasks.push(tokio::spawn(async move {
+                let mut addrs = Vec::with_capacity(per_worker);
                 for i in 0..per_worker {
                     let got = ipam
                         .auto_assign(&args_for(&name, format!("k8s-pod-network.{name}-{w}-{i}")))
                         .await
                         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
                     assert_eq!(got.v4.ips.len(), 1, "{name}: {:?}", got.v4.messages);
+                    addrs.push(got.v4.ips[0].addr());
                 }
+                addrs
             }));
         }
     }
+    let mut all = std::collections::BTreeSet::new();
+    let mut count = 0;
     for t in tasks {
-        t.await.unwrap();
+        for addr in t.await.unwrap() {
+            all.insert(addr);
+            count += 1;
+        }
     }
-    start.elapsed()
+    let elapsed = start.elapsed();
+    assert_eq!(all.len(), count, "an address was handed out twice");
+    elapsed
 }
 
 async fn latency(engine: &str, samples: usize) -> (Vec<Duration>, Vec<Duration>) {
