@@ -1,4 +1,43 @@
-//! placeholder
+//! calico-node: the per-node agent. At start-up it registers the node and
+//! creates the default IP pools (what Calico's calico-node start-up does);
+//! then it turns the datastore into kernel state on this node: nftables
+//! rules for policy and routes to local workloads (what Calico calls
+//! Felix).
+//!
+//! Owns:
+//! - [`startup`]: the node's name ([`nodename`]), its address from `IP` /
+//!   `IP6` or autodetection, its AS number, the default pools from
+//!   `CALICO_IPV4POOL_*` / `CALICO_IPV6POOL_*`, and the resources every
+//!   Calico datastore holds (ClusterInformation, tiers, default
+//!   FelixConfiguration, BGPConfiguration, IPAMConfiguration);
+//! - [`config`]: the agent's parameters resolved from `FELIX_*` variables
+//!   and the `node.<name>` and `default` FelixConfigurations, as Calico
+//!   resolves them;
+//! - [`agent`]: the event loop that feeds datastore resources to the policy
+//!   engine, generates the ruleset and the desired routes, and hands them
+//!   to the [`dataplane`] thread, which reconciles the kernel (nftables
+//!   through calico-nftables, routes through [`routes::kernel`]);
+//! - [`health`] and [`metrics`]: `/liveness`, `/readiness` and `/metrics`
+//!   under Calico's names.
+//!
+//! Must not: decide policy (calico-policy does), shape the ruleset
+//! (calico-dataplane does), or enter a network namespace on a runtime
+//! thread: everything inside the node's namespace goes through sockets
+//! opened there once, or through `nsenter` for nft.
+//!
+//! Where to start: [`agent::run`] and the picture in [`agent`]'s docs,
+//! then [`startup::run`]. The binary (`src/main.rs`) wires them up from
+//! the environment.
+//!
+//! ```text
+//! datastore ──list+watch──▶ feeds ─▶ event loop ─▶ PolicyEngine ─▶ Mirror (Dataplane value)
+//!                                        │                               │
+//!                                        │                  generate() ruleset, desired routes
+//!                                        ▼                               ▼
+//!                                 config layers              dataplane thread: Reconciler (nft -f),
+//!                                 health, metrics            RouteDriver (netlink), in the node's netns
+//! ```
+
 pub mod agent;
 pub mod config;
 pub mod dataplane;

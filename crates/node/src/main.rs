@@ -13,7 +13,7 @@
 //! opened inside it, while the process itself stays where it is (one agent
 //! per simulated node).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,7 +107,11 @@ fn init_logging(env: &Env) -> Option<FilterHandle> {
     let (layer, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
     if fixed.is_some() { None } else { Some(handle) }
 }

@@ -437,3 +437,67 @@ fn configuration_changes_apply_live() {
         || agent.log(),
     );
 }
+
+#[test]
+fn compacted_history_forces_a_resync_that_catches_deletions() {
+    let cluster = Cluster::new(Store::embedded());
+    let server = EchoServer::start(cluster.pod(1), 8080);
+    let agent = cluster.start_agent(&[]);
+    let (a, target) = (cluster.pod(0), server.address);
+    cluster.apply(deny_to_b());
+    wait_for(
+        Duration::from_secs(5),
+        "the deny policy",
+        || !tcp_reaches(a, target, Duration::from_millis(100)),
+        || agent.log(),
+    );
+    let backend = cluster.store.backend(&cluster.rt);
+    let resyncs = || metric(&cluster.metrics(), "felix_resyncs_started").unwrap_or(0.0);
+    let key = calico_model::keys::resource_key(Kind::NetworkPolicy, NS, "deny-b");
+    // Delete the policy and compact its history away before the agent's
+    // watch reads it (the embedded engine's watch polls every few ms): the
+    // watch reports the compaction and the agent lists again, finding the
+    // policy gone. Retried until the race is won at least once.
+    let filler = |n: usize| {
+        format!(
+            r#"{{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{{"name":"filler"}},"spec":{{"order":{n}}}}}"#
+        )
+    };
+    for attempt in 0..200 {
+        let writes = async {
+            if attempt == 0 {
+                backend
+                    .delete(&key, None)
+                    .await
+                    .expect("deleting the policy");
+            }
+            // Compacting to the current revision keeps that revision's
+            // event: a second write puts the first one out of reach.
+            for n in 0..2 {
+                backend
+                    .put(
+                        "/calico/resources/v3/projectcalico.org/tiers/filler",
+                        filler(500 + n).as_bytes(),
+                    )
+                    .await
+                    .expect("writing a filler");
+            }
+            let revision = backend.revision().await.expect("revision");
+            backend.compact(revision).await.expect("compacting");
+        };
+        cluster.rt.block_on(writes);
+        std::thread::sleep(Duration::from_millis(50));
+        if resyncs() >= 1.0 {
+            eprintln!("resync after {} attempts", attempt + 1);
+            break;
+        }
+    }
+    assert!(resyncs() >= 1.0, "no resync happened:\n{}", agent.log());
+    wait_for(
+        Duration::from_secs(5),
+        "traffic to flow after the resync",
+        || tcp_reaches(a, target, PROBE),
+        || agent.log(),
+    );
+    assert!(agent.log().contains("compacted"), "{}", agent.log());
+}
