@@ -501,3 +501,54 @@ fn compacted_history_forces_a_resync_that_catches_deletions() {
     );
     assert!(agent.log().contains("compacted"), "{}", agent.log());
 }
+
+#[test]
+fn a_burst_of_writes_becomes_few_transactions() {
+    let cluster = Cluster::new(Store::etcd());
+    let agent = cluster.start_agent(&[
+        ("FELIX_NFTABLESREFRESHINTERVAL", "0"),
+        ("FELIX_ROUTEREFRESHINTERVAL", "0"),
+    ]);
+    let applies = || {
+        metric(
+            &cluster.metrics(),
+            "felix_int_dataplane_apply_time_seconds_count",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = applies();
+    let policies: Vec<_> = (0..20)
+        .map(|i| {
+            let mut p = NetworkPolicy {
+                metadata: ObjectMeta::namespaced(NS, format!("burst-{i}")),
+                ..NetworkPolicy::default()
+            };
+            p.spec.selector = "app == 'b'".into();
+            p.spec.types = vec![PolicyType::Ingress];
+            let mut rule = Rule::new(Action::Allow);
+            rule.protocol = Some(calico_model::Protocol::tcp());
+            rule.destination.ports = vec![calico_model::Port::single(2000 + i)];
+            p.spec.ingress = vec![rule];
+            cluster.client.create(p.into())
+        })
+        .collect();
+    for result in cluster.rt.block_on(futures::future::join_all(policies)) {
+        result.expect("creating a policy");
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "all 20 policies in the ruleset",
+        || {
+            list_table(&cluster.node, "ip")
+                .is_some_and(|t| (0..20).all(|i| t.contains(&format!("burst-{i}"))))
+        },
+        || agent.log(),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let transactions = applies() - before;
+    eprintln!("20 concurrent writes applied in {transactions} dataplane updates");
+    assert!(
+        (1.0..=6.0).contains(&transactions),
+        "{transactions} dataplane updates for 20 writes"
+    );
+}

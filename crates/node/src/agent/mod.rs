@@ -11,8 +11,10 @@
 //! ```
 //!
 //! Handlers are synchronous `on_…` methods. After each burst of messages
-//! (everything already queued is taken before acting) the loop flushes:
-//! one generation, one job. Nothing is programmed until both feeds have
+//! the loop flushes: one generation, one job. A burst is everything already
+//! queued, and while datastore updates keep arriving, whatever comes within
+//! 2 ms of the last (20 ms at most), so a client writing many resources at
+//! once causes one nftables transaction, not one per resource. Nothing is programmed until both feeds have
 //! delivered a complete listing, so a restart never applies a partial
 //! view; the first apply after a restart diffs against the kernel's
 //! tables, so established connections keep flowing.
@@ -56,6 +58,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often the loop reports its health; also the first retry of routes
 /// waiting for their interface.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// After a datastore update, how long the loop waits for another before
+/// generating (updates often come in bursts)…
+const BATCH_QUIET: Duration = Duration::from_millis(2);
+/// … and the most it waits in all.
+const BATCH_MAX: Duration = Duration::from_millis(20);
 /// The longest wait between retries of routes waiting for an interface
 /// (the periodic route refresh also retries them).
 const MAX_ROUTE_RETRY: Duration = Duration::from_secs(30);
@@ -152,20 +159,32 @@ where
     agent.heartbeat = Some(spawn_ticker(&tx, Tick::Heartbeat, HEARTBEAT));
     agent.apply_config();
 
-    while let Some(msg) = rx.recv().await {
+    'outer: while let Some(msg) = rx.recv().await {
         if !agent.on_msg(msg) {
             break;
         }
-        // Take everything already queued before acting on it.
-        let mut stop = false;
-        while let Ok(msg) = rx.try_recv() {
-            if !agent.on_msg(msg) {
-                stop = true;
+        // A burst of datastore updates becomes one generation: take what
+        // is queued, and while the datastore keeps delivering, wait a
+        // little for more (never longer than BATCH_MAX in all).
+        let batch_end = tokio::time::Instant::now() + BATCH_MAX;
+        loop {
+            while let Ok(msg) = rx.try_recv() {
+                if !agent.on_msg(msg) {
+                    break 'outer;
+                }
+            }
+            if !agent.datastore_pending() || tokio::time::Instant::now() >= batch_end {
                 break;
             }
-        }
-        if stop {
-            break;
+            match tokio::time::timeout(BATCH_QUIET, rx.recv()).await {
+                Ok(Some(msg)) => {
+                    if !agent.on_msg(msg) {
+                        break 'outer;
+                    }
+                }
+                Ok(None) => break 'outer,
+                Err(_) => break,
+            }
         }
         agent.flush();
     }
@@ -211,6 +230,8 @@ struct Agent {
     affine_blocks: BTreeSet<IpNet>,
     listed: HashSet<Feed>,
     in_sync: bool,
+    /// Datastore updates handled since the last flush.
+    feed_updates: bool,
 
     dataplane: Dataplane,
     seq: u64,
@@ -294,6 +315,7 @@ impl Agent {
             affine_blocks: BTreeSet::new(),
             listed: HashSet::new(),
             in_sync: false,
+            feed_updates: false,
             dataplane,
             seq: 0,
             dirty_rules: false,
@@ -321,10 +343,18 @@ impl Agent {
         })
     }
 
+    /// Whether datastore updates were handled since the last flush.
+    fn datastore_pending(&self) -> bool {
+        self.feed_updates
+    }
+
     /// Handles one message; `false` to stop.
     fn on_msg(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Feed(feed, event) => self.on_feed(feed, event),
+            Msg::Feed(feed, event) => {
+                self.feed_updates = true;
+                self.on_feed(feed, event);
+            }
             Msg::Dataplane(outcome) => self.on_outcome(outcome),
             Msg::Tick(tick) => self.on_tick(tick),
             Msg::Shutdown => return false,
@@ -440,6 +470,7 @@ impl Agent {
     /// Acts on everything handled since the last flush: at most one
     /// generation and one job.
     fn flush(&mut self) {
+        self.feed_updates = false;
         if self.config_dirty {
             self.apply_config();
         }
