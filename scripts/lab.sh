@@ -26,7 +26,7 @@ bash scripts/setup.sh
 
 echo "== building release binaries"
 cargo build --release --locked -p calico-lab -p calico-node -p calico-cni -p calicoctl
-BIN="$PWD/target/release"
+BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release"
 export PATH="$BIN:$PATH"
 
 LAB_DIR="$(mktemp -d -t calico-lab.XXXXXX)"
