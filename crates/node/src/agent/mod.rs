@@ -246,7 +246,8 @@ struct Agent {
     /// Jobs sent and not yet reported, with when they were sent.
     in_flight: Vec<(u64, Instant)>,
     programmed: bool,
-    failing: Option<String>,
+    tables_failing: Option<String>,
+    routes_failing: Option<String>,
     retry_scheduled: bool,
     /// Workload routes waiting for their interface, and when to look
     /// again (backing off while nothing changes).
@@ -328,7 +329,8 @@ impl Agent {
             last_skipped: Vec::new(),
             in_flight: Vec::new(),
             programmed: false,
-            failing: None,
+            tables_failing: None,
+            routes_failing: None,
             retry_scheduled: false,
             routes_waiting: 0,
             routes_retry: None,
@@ -386,10 +388,9 @@ impl Agent {
             }
             Tick::Retry => {
                 self.retry_scheduled = false;
-                if self.failing.is_some() {
-                    self.repair_tables = true;
-                    self.repair_routes = true;
-                }
+                // The failed part's kernel state is unknown: read it again.
+                self.repair_tables |= self.tables_failing.is_some();
+                self.repair_routes |= self.routes_failing.is_some();
             }
         }
     }
@@ -411,26 +412,28 @@ impl Agent {
                 .route_table_num_routes
                 .set(report.programmed as f64);
         }
-        let mut errors = Vec::new();
-        if let Some(Err(e)) = &outcome.tables {
-            errors.push(format!("nftables: {e}"));
-        }
-        if let Some(Err(e)) = &outcome.routes {
-            errors.push(format!("routes: {e}"));
-        }
-        if errors.is_empty() {
-            if outcome.tables.as_ref().is_some_and(Result::is_ok) && !self.programmed {
-                info!(elapsed = ?outcome.elapsed, "dataplane programmed");
-                self.programmed = true;
+        match &outcome.tables {
+            Some(Ok(_)) => {
+                if !self.programmed {
+                    info!(elapsed = ?outcome.elapsed, "dataplane programmed");
+                    self.programmed = true;
+                }
+                self.tables_failing = None;
             }
-            if self.failing.take().is_some() {
-                info!("dataplane updates succeed again");
-            }
-        } else {
+            Some(Err(e)) => self.tables_failing = Some(format!("nftables: {e}")),
+            None => {}
+        }
+        match &outcome.routes {
+            Some(Ok(_)) => self.routes_failing = None,
+            Some(Err(e)) => self.routes_failing = Some(format!("routes: {e}")),
+            None => {}
+        }
+        if outcome.failed() {
             self.metrics.dataplane_failures.inc();
-            let message = errors.join("; ");
-            error!(error = message, "dataplane update failed; retrying");
-            self.failing = Some(message);
+            error!(
+                error = self.failing().unwrap_or_default(),
+                "dataplane update failed; retrying"
+            );
             if !self.retry_scheduled {
                 self.retry_scheduled = true;
                 let tx = self.tx.clone();
@@ -443,13 +446,23 @@ impl Agent {
         self.publish_health();
     }
 
+    /// What is failing in the dataplane, if anything.
+    fn failing(&self) -> Option<String> {
+        let parts: Vec<&str> = [&self.tables_failing, &self.routes_failing]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     fn publish_health(&self) {
         let reason = if !self.in_sync {
             match &self.datastore_error {
                 Some(e) => format!("not in sync with the datastore: {e}"),
                 None => "not in sync with the datastore yet".into(),
             }
-        } else if let Some(e) = &self.failing {
+        } else if let Some(e) = self.failing() {
             format!("dataplane updates are failing: {e}")
         } else if !self.programmed {
             "dataplane not programmed yet".into()
