@@ -222,6 +222,18 @@ fn policy_is_enforced_repaired_and_bad_resources_skipped_on_etcd() {
         http_get(&cluster.node.ns, health, "/liveness").unwrap().0,
         200
     );
+    // The binary's own probes, as Calico's manifests run them.
+    let netns = cluster.node.path().display().to_string();
+    for probe in ["-felix-live", "-felix-ready"] {
+        let mut run = AgentProcess::start(&[probe, "--netns", &netns], &[]);
+        let status = run.wait(Duration::from_secs(10)).expect("the probe ends");
+        assert!(status.success(), "{probe}: {}", run.log());
+    }
+    let elsewhere = support::Node::new("x");
+    let other = elsewhere.path().display().to_string();
+    let mut run = AgentProcess::start(&["-felix-ready", "--netns", &other], &[]);
+    let status = run.wait(Duration::from_secs(10)).expect("the probe ends");
+    assert!(!status.success(), "no agent there: the probe fails");
     let metrics = cluster.metrics();
     assert_eq!(
         metric(&metrics, "felix_active_local_endpoints"),
