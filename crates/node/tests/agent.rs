@@ -564,3 +564,48 @@ fn a_burst_of_writes_becomes_few_transactions() {
         "{transactions} dataplane updates for 20 writes"
     );
 }
+
+#[test]
+fn a_datastore_outage_leaves_the_dataplane_in_place() {
+    let mut cluster = Cluster::new(Store::etcd());
+    let server = EchoServer::start(cluster.pod(1), 8080);
+    let agent = cluster.start_agent(&[]);
+    let (a, target) = (cluster.pod(0), server.address);
+    cluster.apply(deny_to_b());
+    wait_for(
+        Duration::from_secs(5),
+        "the deny policy",
+        || !tcp_reaches(a, target, Duration::from_millis(100)),
+        || agent.log(),
+    );
+    let table = list_table(&cluster.node, "ip").expect("the agent's table");
+
+    // Stop etcd (by its PID, through its handle).
+    drop(std::mem::replace(&mut cluster.store, Store::embedded()));
+    wait_for(
+        Duration::from_secs(10),
+        "the agent to notice the outage",
+        || metric(&cluster.metrics(), "felix_resync_state") == Some(1.0),
+        || agent.log(),
+    );
+    // Repairs keep running against the last known state; nothing is torn
+    // down, policy is still enforced and the agent stays live.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (a, target) = (cluster.pod(0), server.address);
+    assert!(!tcp_reaches(a, target, Duration::from_millis(100)));
+    assert_eq!(
+        list_table(&cluster.node, "ip").as_deref(),
+        Some(table.as_str())
+    );
+    let health: SocketAddr = "127.0.0.1:9099".parse().unwrap();
+    assert_eq!(
+        http_get(&cluster.node.ns, health, "/liveness").unwrap().0,
+        200
+    );
+    assert!(
+        agent.log().contains("the datastore watch failed")
+            || agent.log().contains("listing the datastore failed"),
+        "{}",
+        agent.log()
+    );
+}

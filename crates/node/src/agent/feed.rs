@@ -19,8 +19,10 @@ use calico_model::resource::AnyResource;
 use ipnet::IpNet;
 use tracing::{info, warn};
 
-/// How long to wait before listing again after the datastore failed.
+/// How long to wait before listing again after the datastore failed; the
+/// wait doubles while it keeps failing, up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Which feed an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +134,7 @@ pub async fn run<B: Backend>(
 ) {
     let prefix = feed.prefix(&node);
     let send = |event| emit(event);
+    let mut retry = RETRY;
     loop {
         if !send(FeedEvent::Resyncing) {
             return;
@@ -144,10 +147,12 @@ pub async fn run<B: Backend>(
                 if !send(FeedEvent::Failed(message)) {
                     return;
                 }
-                tokio::time::sleep(RETRY).await;
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(MAX_RETRY);
                 continue;
             }
         };
+        retry = RETRY;
         let items = listing
             .kvs
             .iter()
@@ -164,7 +169,8 @@ pub async fn run<B: Backend>(
                 if !send(FeedEvent::Failed(message)) {
                     return;
                 }
-                tokio::time::sleep(RETRY).await;
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(MAX_RETRY);
                 continue;
             }
         };
