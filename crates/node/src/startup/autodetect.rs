@@ -168,6 +168,14 @@ fn combine(variable: &'static str, patterns: &[String]) -> Result<Option<Regex>,
         })
 }
 
+/// One pattern matching every interface excluded by default.
+pub fn default_exclusions() -> Regex {
+    combine("", &default_excludes())
+        .ok()
+        .flatten()
+        .expect("the default exclusions are valid patterns")
+}
+
 fn default_excludes() -> Vec<String> {
     DEFAULT_INTERFACES_TO_EXCLUDE
         .iter()

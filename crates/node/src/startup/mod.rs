@@ -262,18 +262,17 @@ async fn configure_addresses(
     }
 
     // The node's interfaces are recorded when an address was given
-    // explicitly (or as "autodetect"), for the families given.
+    // explicitly (or as "autodetect"), for the families given; otherwise
+    // the list is cleared, as Calico does.
     let given = |v: &str| !v.is_empty() && v != "none";
     let versions: Vec<u8> = [(4, given(ip4)), (6, given(ip6))]
         .into_iter()
         .filter_map(|(v, g)| g.then_some(v))
         .collect();
-    if !versions.is_empty() {
-        let exclude = regex::Regex::new(&format!(
-            "({})",
-            autodetect::DEFAULT_INTERFACES_TO_EXCLUDE.join(")|(")
-        ))
-        .expect("the default exclusions are valid patterns");
+    node.spec.interfaces = if versions.is_empty() {
+        Vec::new()
+    } else {
+        let exclude = autodetect::default_exclusions();
         let mut recorded: Vec<NodeInterface> = interfaces
             .iter()
             .filter(|i| !exclude.is_match(&i.name))
@@ -288,8 +287,8 @@ async fn configure_addresses(
             })
             .collect();
         recorded.sort_by(|a, b| a.name.cmp(&b.name));
-        node.spec.interfaces = recorded;
-    }
+        recorded
+    };
 
     if bgp.ipv4_address.is_empty() && bgp.ipv6_address.is_empty() {
         return Err(StartupError::NoAddress {
