@@ -398,7 +398,21 @@ fn configuration_changes_apply_live() {
     let cluster = Cluster::new(Store::etcd());
     let agent = cluster.start_agent(&[]);
     let per_node = format!("node.{NODE}");
-    // Move the health port through the per-node FelixConfiguration.
+    // Start-up set this node's defaultEndpointToHostAction to Return: a pod
+    // reaches the host (a closed port answers with a reset).
+    let host: SocketAddr = "10.99.0.1:7000".parse().unwrap();
+    assert!(tcp_reaches(cluster.pod(0), host, PROBE), "{}", agent.log());
+    // The global configuration says Drop, but the per-node one wins.
+    let mut global = calico_model::FelixConfiguration {
+        metadata: ObjectMeta::named("default"),
+        ..Default::default()
+    };
+    global.spec.default_endpoint_to_host_action = Some("Drop".into());
+    cluster.apply(global);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tcp_reaches(cluster.pod(0), host, PROBE));
+    // Replacing the per-node configuration (without the setting) lets the
+    // global Drop through; the health port moves with it.
     let mut config = calico_model::FelixConfiguration {
         metadata: ObjectMeta::named(per_node.clone()),
         ..Default::default()
@@ -416,6 +430,12 @@ fn configuration_changes_apply_live() {
                 Ok((200, _))
             )
         },
+        || agent.log(),
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "workload-to-host traffic to be dropped",
+        || !tcp_reaches(cluster.pod(0), host, Duration::from_millis(100)),
         || agent.log(),
     );
     // An invalid value is logged and the previous value kept.
