@@ -530,6 +530,7 @@ impl Reconciler {
         changes: &mut Vec<String>,
         failures: &mut Vec<StepError>,
     ) {
+        let device_failed = !failures.is_empty();
         let mut wanted = Vec::new();
         for (destination, via) in &desired.routes {
             let device = |index: Option<u32>, name: &str| {
@@ -576,12 +577,10 @@ impl Reconciler {
             };
             match route {
                 Ok(route) => wanted.push(route),
-                // The device's own failure is reported already.
-                Err(e) => {
-                    if devices.parent.is_some() || desired.vxlan.is_none() {
-                        failures.push(e);
-                    }
-                }
+                // A device that failed has its own failure reported; one
+                // missing for no reported reason is worth reporting here.
+                Err(e) if !device_failed => failures.push(e),
+                Err(_) => {}
             }
         }
         let current = match route::list(&mut self.netlink, self.protocol) {
