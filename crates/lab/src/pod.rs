@@ -254,20 +254,20 @@ pub fn add(state: &mut State, store: &Store, request: PodRequest) -> anyhow::Res
     state.save()?;
     let attached = system::create_netns(&netns)
         .and_then(|()| run_plugin(state, &node, &pod, "ADD"))
-        .and_then(|result| result_address(&result));
-    let ip = match attached {
-        Ok(ip) => ip,
-        Err(e) => {
-            // Leave nothing half made: the plugin undoes its own partial
-            // work, DEL releases anything left.
-            let _ = run_plugin(state, &node, &pod, "DEL");
-            forget(state, &pod)?;
-            return Err(e);
-        }
-    };
-    pod.ip = ip;
-    let (endpoint, _) = kube::sync_pod(store, &pod)?;
-    pod.endpoint = endpoint;
+        .and_then(|result| result_address(&result))
+        .and_then(|ip| {
+            pod.ip = ip;
+            let (endpoint, _) = kube::sync_pod(store, &pod)?;
+            pod.endpoint = endpoint;
+            Ok(())
+        });
+    if let Err(e) = attached {
+        // Leave nothing half made: the plugin undoes its own partial work
+        // on a failed ADD, and DEL releases whatever is left.
+        let _ = run_plugin(state, &node, &pod, "DEL");
+        forget(state, &pod)?;
+        return Err(e);
+    }
     if let Some(stored) = state.pods.iter_mut().find(|p| p.key() == pod.key()) {
         *stored = pod.clone();
     }

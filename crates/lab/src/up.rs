@@ -369,20 +369,18 @@ fn start_forwarder(state: &mut State) -> anyhow::Result<()> {
         *forwarder = Some(process);
     }
     state.save()?;
-    // The forwarder binds its listeners at once; give it a moment and
-    // make sure it did not exit.
+    // The forwarder binds its listeners at once: wait until the first
+    // node's end answers, or report why it did not.
+    let Some(node) = state.nodes.first() else {
+        return Ok(());
+    };
+    let address: std::net::SocketAddr = target.parse().context("etcd's address")?;
+    let ns = calico_netlink::NetNs::open(system::netns_path(&node.netns))?;
     let deadline = Instant::now() + Duration::from_secs(2);
-    let first = state.nodes.first().cloned();
-    while let Some(node) = &first {
-        let probe = calico_netlink::NetNs::open(system::netns_path(&node.netns))?.run(|| {
-            std::net::TcpStream::connect_timeout(
-                &target.parse().expect("a socket address"),
-                Duration::from_millis(100),
-            )
-        })?;
-        if probe.is_ok() {
-            break;
-        }
+    while ns
+        .run(|| std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)))?
+        .is_err()
+    {
         if Instant::now() > deadline {
             bail!(
                 "the etcd forwarder did not start; its log:\n{}",
