@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use calico_netlink::NetNs;
+use calico_netlink::sysctl::Sysctl;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -38,17 +40,13 @@ pub fn ip_in(netns: &str, args: &[&str]) -> anyhow::Result<String> {
     ip(&all)
 }
 
-/// Writes a sysctl inside a namespace (`key` as in `net.ipv4.ip_forward`).
-pub fn sysctl_in(netns: &str, key: &str, value: &str) -> anyhow::Result<()> {
-    ip(&[
-        "netns",
-        "exec",
-        netns,
-        "sysctl",
-        "-qw",
-        &format!("{key}={value}"),
-    ])
-    .map(drop)
+/// Writes a sysctl inside a namespace (`key` as in `net/ipv4/ip_forward`),
+/// through `/proc/sys` from a thread inside it.
+pub fn sysctl_in(netns: &str, key: &str, value: &'static str) -> anyhow::Result<()> {
+    let ns = NetNs::open(netns_path(netns)).with_context(|| format!("opening {netns}"))?;
+    calico_netlink::sysctl::write_in(&ns, &[Sysctl::required(key, value)])
+        .with_context(|| format!("in network namespace {netns}"))
+        .map(drop)
 }
 
 /// The path `ip netns` binds a namespace at.

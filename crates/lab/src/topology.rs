@@ -83,7 +83,7 @@ pub fn build(state: &mut State, mut progress: impl FnMut(&str)) -> anyhow::Resul
             &format!("{}/24", gateway(s)),
         )?;
     }
-    sysctl_in(&router, "net.ipv4.ip_forward", "1")?;
+    sysctl_in(&router, "net/ipv4/ip_forward", "1")?;
     progress(&format!(
         "underlay: {} behind router {}",
         (1..=subnets).map(subnet).collect::<Vec<_>>().join(" and "),
@@ -98,7 +98,7 @@ pub fn build(state: &mut State, mut progress: impl FnMut(&str)) -> anyhow::Resul
         attach(&fabric, s, &format!("n{index}"), &netns, "eth0", &address)?;
         ip_in(&netns, &["route", "add", "default", "via", &gateway(s)])?;
         // The node forwards between its pods and the underlay.
-        sysctl_in(&netns, "net.ipv4.ip_forward", "1")?;
+        sysctl_in(&netns, "net/ipv4/ip_forward", "1")?;
         let conflist = state
             .dir
             .join("nodes")

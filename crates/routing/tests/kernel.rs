@@ -11,12 +11,19 @@ use std::time::Duration;
 use calico_model::ipam::AllocationBlock;
 use calico_model::node::NodeBgpSpec;
 use calico_model::{EncapMode, IpPool, IpPoolSpec, Node, ObjectMeta};
+use calico_netlink::sysctl::Sysctl;
 use calico_netlink::testing::ScratchNetns;
 use calico_routing::{Desired, Reconciler, RoutingInput, StepError, Via, compute};
 
 fn sh(ns: &ScratchNetns, command: &str) -> String {
     let argv: Vec<&str> = command.split_whitespace().collect();
     ns.exec(&argv).unwrap_or_else(|e| panic!("{command}: {e}"))
+}
+
+/// Sets a sysctl to 1 inside a namespace (through /proc/sys, no tools).
+fn sysctl(ns: &ScratchNetns, key: &str) {
+    calico_netlink::sysctl::write_in(ns.netns(), &[Sysctl::required(key, "1")])
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
 }
 
 /// A node namespace with `eth0` on a bridge in `fabric`, and its pods.
@@ -55,7 +62,7 @@ impl Lab {
                     &format!("10.0.{subnet}.1/24"),
                 );
             }
-            sh(&r, "sysctl -qw net.ipv4.ip_forward=1");
+            sysctl(&r, "net/ipv4/ip_forward");
             r
         });
         let mut lab = Lab {
@@ -75,7 +82,7 @@ impl Lab {
                 &address,
             );
             sh(&ns, &format!("ip route add default via 10.0.{subnet}.1"));
-            sh(&ns, "sysctl -qw net.ipv4.ip_forward=1");
+            sysctl(&ns, "net/ipv4/ip_forward");
             lab.nodes.push(TestNode {
                 name: name.to_string(),
                 ns,
@@ -104,10 +111,7 @@ impl Lab {
             ),
         );
         sh(&n.ns, &format!("ip link set {host_if} up"));
-        sh(
-            &n.ns,
-            &format!("sysctl -qw net.ipv4.conf.{host_if}.proxy_arp=1"),
-        );
+        sysctl(&n.ns, &format!("net/ipv4/conf/{host_if}/proxy_arp"));
         sh(
             &n.ns,
             &format!("ip route add {ip}/32 dev {host_if} scope link"),
