@@ -290,15 +290,18 @@ impl Driver {
             };
             let now = Instant::now();
             self.speaker.tick(now);
+            // Take more only while there is room in this batch, so nothing
+            // taken is left unhandled.
             let mut next = first;
-            for _ in 0..BATCH {
-                let Some(input) = next else {
-                    break;
-                };
+            let mut handled = 0;
+            while let Some(input) = next.take() {
                 if self.handle(input, now) {
                     break 'outer;
                 }
-                next = self.rx.try_recv().ok();
+                handled += 1;
+                if handled < BATCH {
+                    next = self.rx.try_recv().ok();
+                }
             }
             self.flush(now);
         }
@@ -544,9 +547,17 @@ async fn accept_loop(listener: Arc<TcpListener>, tx: mpsc::Sender<Input>) {
 }
 
 /// The sink thread: applies batches in order, merging whatever queued up
-/// while the previous batch was being applied.
+/// while the previous batch was being applied. When nothing comes for a
+/// second it hands the sink an empty batch, so a sink can retry what
+/// failed before.
 fn run_sink(mut sink: Box<dyn RouteSink>, rx: std::sync::mpsc::Receiver<Vec<RouteChange>>) {
-    while let Ok(mut batch) = rx.recv() {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        let mut batch = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => Vec::new(),
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
         }

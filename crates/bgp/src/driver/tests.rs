@@ -202,3 +202,34 @@ async fn unknown_peers_are_refused_and_passwords_without_md5_fail_plainly() {
     assert!(info.contains("no TCP MD5 implementation"), "{info}");
     b.handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_thousands_of_updates_all_arrive() {
+    // Each origination is its own UPDATE, so the receiving loop sees far
+    // more inputs than it handles per batch.
+    let a = start(A, 64512);
+    let b = start(B, 64512);
+    a.handle
+        .set_peer(peer(B, b.port, A, 64512, false))
+        .await
+        .unwrap();
+    b.handle
+        .set_peer(peer(A, a.port, B, 64512, true))
+        .await
+        .unwrap();
+    eventually("the session", async || {
+        (state_of(&a, B).await == Some(State::Established)).then_some(())
+    })
+    .await;
+    let count = 3000u32;
+    for i in 0..count {
+        let prefix = IpNet::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i << 8))), 24).unwrap();
+        a.handle.originate(Origination::new(prefix)).await.unwrap();
+    }
+    eventually("every route at b", async || {
+        (b.sink.routes().len() == count as usize).then_some(())
+    })
+    .await;
+    a.handle.shutdown().await.unwrap();
+    b.handle.shutdown().await.unwrap();
+}

@@ -21,7 +21,8 @@ use crate::speaker::RouteChange;
 
 /// Receives the speaker's route changes.
 pub trait RouteSink: Send + 'static {
-    /// Applies one batch of changes, in order.
+    /// Applies one batch of changes, in order. An empty batch comes every
+    /// second or so when nothing else does: the moment to retry failures.
     fn apply(&mut self, changes: Vec<RouteChange>);
 }
 

@@ -259,6 +259,11 @@ impl Bird {
     }
 
     pub fn start_in(lab: &Lab, config: &str, dir: tempfile::TempDir) -> Bird {
+        Self::start_in_ns(&lab.peer, config, dir)
+    }
+
+    /// BIRD in any namespace.
+    pub fn start_in_ns(ns: &ScratchNetns, config: &str, dir: tempfile::TempDir) -> Bird {
         let bird = calico_testutil::require_binary("bird", "bird2");
         let conf = dir.path().join("bird.conf");
         std::fs::write(&conf, config).expect("writing bird.conf");
@@ -266,7 +271,7 @@ impl Bird {
         let _ = std::fs::remove_file(&sock);
         let daemon = Daemon::spawn(
             "bird",
-            &lab.peer,
+            ns,
             &[
                 bird.to_str().unwrap(),
                 "-f",
