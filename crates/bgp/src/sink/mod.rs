@@ -8,6 +8,7 @@
 //! one route is logged and retried with the next batch, never fatal.
 
 mod netlink;
+mod pipeline;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -21,6 +21,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::RouteSink;
+use super::pipeline::Pipeline;
 use crate::speaker::RouteChange;
 
 /// The route protocol number our routes carry (`ip route show proto 196`).
@@ -74,6 +75,9 @@ struct Want {
 #[derive(Debug)]
 pub struct NetlinkSink {
     netlink: Netlink,
+    /// Bulk requests; `None` if it could not be opened (then every route
+    /// goes the one-request-at-a-time way).
+    pipeline: Option<Pipeline>,
     protocol: u8,
     /// What the speaker asked for.
     wanted: BTreeMap<IpNet, Want>,
@@ -84,24 +88,29 @@ pub struct NetlinkSink {
 impl NetlinkSink {
     /// A sink for the namespace at `netns` (`None`: the caller's own).
     pub fn open(netns: Option<&Path>) -> Result<Self, SinkError> {
-        let netlink = match netns {
-            None => Netlink::open().map_err(|source| SinkError::Open {
-                netns: PathBuf::from("(current)"),
+        let ns = match netns {
+            None => None,
+            Some(path) => Some(NetNs::open(path).map_err(|source| SinkError::Namespace {
+                netns: path.to_path_buf(),
                 source,
-            })?,
-            Some(path) => {
-                let ns = NetNs::open(path).map_err(|source| SinkError::Namespace {
-                    netns: path.to_path_buf(),
-                    source,
-                })?;
-                Netlink::open_in(&ns).map_err(|source| SinkError::Open {
-                    netns: path.to_path_buf(),
-                    source,
-                })?
-            }
+            })?),
         };
+        let netlink = match &ns {
+            None => Netlink::open(),
+            Some(ns) => Netlink::open_in(ns),
+        }
+        .map_err(|source| SinkError::Open {
+            netns: netns
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("(current)")),
+            source,
+        })?;
+        let pipeline = Pipeline::open(ns.as_ref())
+            .map_err(|e| tracing::warn!(error = %e, "no bulk netlink socket; routes go one by one"))
+            .ok();
         Ok(NetlinkSink {
             netlink,
+            pipeline,
             protocol: ROUTE_PROTOCOL,
             wanted: BTreeMap::new(),
             failed: BTreeSet::new(),
@@ -285,8 +294,46 @@ impl RouteSink for NetlinkSink {
                 }
             }
         }
-        for prefix in todo {
-            let result = match self.wanted.get(&prefix).copied() {
+        let todo: Vec<IpNet> = todo.into_iter().collect();
+        // Everything in bulk first; what fails there is redone one by one,
+        // with the next-hop fallbacks of `install`.
+        let redo: Vec<(IpNet, Option<i32>)> = match self.pipeline.as_mut() {
+            Some(_) => {
+                let requests = todo
+                    .iter()
+                    .map(|prefix| match self.wanted.get(prefix) {
+                        Some(want) => {
+                            let mut m = self.base(*prefix);
+                            m.attributes
+                                .push(RouteAttribute::Gateway(RouteAddress::from(want.next_hop)));
+                            (
+                                RouteNetlinkMessage::NewRoute(m),
+                                NLM_F_CREATE | NLM_F_REPLACE,
+                            )
+                        }
+                        None => (RouteNetlinkMessage::DelRoute(self.base(*prefix)), 0),
+                    })
+                    .collect();
+                let outcome = self
+                    .pipeline
+                    .as_mut()
+                    .map(|p| p.run(requests))
+                    .unwrap_or_default();
+                outcome
+                    .failed
+                    .into_iter()
+                    .map(|(i, errno)| (todo[i], errno))
+                    .collect()
+            }
+            None => todo.iter().map(|p| (*p, None)).collect(),
+        };
+        for (prefix, errno) in redo {
+            let want = self.wanted.get(&prefix).copied();
+            // Deleting what is already gone (ESRCH, ENOENT) is done.
+            if want.is_none() && matches!(errno, Some(2) | Some(3)) {
+                continue;
+            }
+            let result = match want {
                 Some(want) => self.install(prefix, want),
                 None => self.delete(prefix),
             };
