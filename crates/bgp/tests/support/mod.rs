@@ -75,6 +75,42 @@ impl Lab {
         Lab { us, peer }
     }
 
+    /// Another peer namespace, joined to ours by its own veth pair carrying
+    /// 10.99.`subnet`.0/24: we are .1, it is .2.
+    pub fn extra_peer(&self, tag: &str, subnet: u8) -> ScratchNetns {
+        let ns = ScratchNetns::new(tag);
+        let ours = calico_testutil::unique_name("bgu");
+        let theirs = calico_testutil::unique_name("bgp");
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &ours,
+            "netns",
+            self.us.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &theirs,
+            "netns",
+            ns.name(),
+        ]);
+        for (n, link, host) in [(&self.us, &ours, 1), (&ns, &theirs, 2)] {
+            n.exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.99.{subnet}.{host}/24"),
+                "dev",
+                link,
+            ])
+            .unwrap();
+            n.exec(&["ip", "link", "set", link, "up"]).unwrap();
+        }
+        ns
+    }
+
     /// Our routes (protocol [`ROUTE_PROTOCOL`]) in our namespace, one line each.
     pub fn our_kernel_routes(&self, ipv6: bool) -> String {
         let family = if ipv6 { "-6" } else { "-4" };
