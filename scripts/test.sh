@@ -12,6 +12,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
+export CARGO_INCREMENTAL=0
 log_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$log_dir"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log_dir/test-output.log"
