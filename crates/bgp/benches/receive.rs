@@ -205,7 +205,6 @@ impl Lab3 {
                     Vec::new()
                 },
                 netns: Some(ns.path()),
-                md5: None,
             };
             let (driver, handle) = Driver::new(config, sink).expect("driver");
             (handle, tokio::spawn(driver.run()))

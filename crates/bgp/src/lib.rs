@@ -49,13 +49,15 @@
 //! byte against messages captured from BIRD, GoBGP and FRR, property-tested
 //! and fuzzed (`fuzz/`).
 //!
-//! **TCP MD5 comes from outside.** BGP passwords are the `TCP_MD5SIG` socket
-//! option, which takes a C struct through `setsockopt`. Neither `socket2`
-//! nor `nix` offers it, and writing it needs `unsafe`, which this crate
-//! forbids. The driver therefore takes a [`driver::TcpMd5`] implementation
-//! from the embedding program (calico-netlink, the crate allowed `unsafe`,
-//! is the natural home); without one, a peer with a password fails with a
-//! plain error instead of connecting unauthenticated.
+//! **TCP MD5 from calico-netlink.** BGP passwords are the `TCP_MD5SIG`
+//! socket option, which takes a C struct through `setsockopt`. Neither
+//! `socket2` nor `nix` offers it, and writing it needs `unsafe`, which this
+//! crate forbids; [`calico_netlink::tcp_md5`] (the crate allowed `unsafe`)
+//! provides it as a safe call, and the driver uses it directly: a peer's
+//! password goes on its outgoing sockets and on the listeners, so every
+//! program embedding the speaker gets passwords without wiring anything. A
+//! key the kernel refuses (longer than 80 bytes, say) becomes that peer's
+//! error in its status, and the session is never tried unauthenticated.
 //!
 //! # Where to start
 //!

@@ -65,7 +65,6 @@ async fn we_reflect_routes_between_bird_clients() {
             179,
         )],
         netns: Some(lab.us.path()),
-        md5: None,
     };
     let (driver, handle) = calico_bgp::driver::Driver::new(config, Box::new(sink)).unwrap();
     let task = tokio::spawn(driver.run());

@@ -6,6 +6,10 @@
 //! nothing about policy or addressing: callers say which interface, which
 //! addresses and which routes, and this crate makes the kernel match.
 //!
+//! It is also the one crate where `unsafe` is denied rather than forbidden,
+//! for the system calls no safe wrapper offers (setting TCP MD5 keys); each
+//! block is allowed on its own and says why it is sound.
+//!
 //! Where to start:
 //! - [`workload`]: a pod's veth pair, addresses and routes, set up the way
 //!   Calico's CNI plugin does it, with rollback ([`HostNetwork::add_workload`]),
@@ -15,7 +19,9 @@
 //!   always on a dedicated short-lived thread;
 //! - [`Netlink`]: a synchronous rtnetlink socket (built on
 //!   `netlink-packet-route` and `netlink-sys`) that stays bound to the
-//!   namespace it was opened in, whichever thread uses it.
+//!   namespace it was opened in, whichever thread uses it;
+//! - [`tcp_md5`]: TCP MD5 signature keys (RFC 2385, BGP passwords) on a
+//!   socket, for the BGP speaker.
 //!
 //! The sockets are synchronous on purpose: the plugin is a short-lived
 //! process making a dozen sequential requests, and without an async runtime
@@ -30,6 +36,7 @@ pub mod netns;
 pub mod route;
 pub mod socket;
 pub mod sysctl;
+pub mod tcp_md5;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod workload;

@@ -22,12 +22,10 @@ use std::time::{Instant, SystemTime};
 
 use calico_netlink::NetNs;
 use ipnet::IpNet;
-use socket2::SockRef;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use net::TcpMd5;
 use net::{SocketContext, Write, read_loop, write_loop};
 
 use crate::rib::Path;
@@ -47,8 +45,6 @@ pub struct DriverConfig {
     pub listen: Vec<SocketAddr>,
     /// Network namespace to open every socket in (`None`: our own).
     pub netns: Option<PathBuf>,
-    /// TCP MD5 support, needed for peers with a password.
-    pub md5: Option<Arc<dyn TcpMd5>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,10 +230,7 @@ impl Driver {
                 }
             })?)),
         };
-        let sockets = SocketContext {
-            netns,
-            md5: config.md5.clone(),
-        };
+        let sockets = SocketContext { netns };
         let mut listeners = Vec::new();
         for address in &config.listen {
             let listener = sockets
@@ -379,27 +372,41 @@ impl Driver {
     fn command(&mut self, command: Command, now: Instant) -> bool {
         match command {
             Command::SetPeer(config) => {
-                self.set_listener_keys(config.address, config.password.as_deref());
+                let old = self.password_of(config.address);
+                self.update_listener_keys(
+                    config.address,
+                    old.as_deref(),
+                    config.password.as_deref(),
+                );
                 self.speaker.set_peer(*config, now);
             }
             Command::Apply(desired) => {
                 let desired = *desired;
-                self.speaker.reconfigure(desired.speaker, now);
-                for peer in &desired.peers {
-                    self.set_listener_keys(peer.address, peer.password.as_deref());
+                let old: BTreeMap<IpAddr, String> = self
+                    .speaker
+                    .peers()
+                    .filter_map(|p| Some((p.address, p.password.clone()?)))
+                    .collect();
+                for (address, password) in &old {
+                    if !desired.peers.iter().any(|p| p.address == *address) {
+                        self.update_listener_keys(*address, Some(password), None);
+                    }
                 }
+                for peer in &desired.peers {
+                    self.update_listener_keys(
+                        peer.address,
+                        old.get(&peer.address).map(String::as_str),
+                        peer.password.as_deref(),
+                    );
+                }
+                self.speaker.reconfigure(desired.speaker, now);
                 self.speaker
                     .reconcile(desired.peers, desired.originations, now);
             }
             Command::RemovePeer(address) => {
-                let had_password = self
-                    .speaker
-                    .peer_config(address)
-                    .is_some_and(|p| p.password.is_some());
+                let old = self.password_of(address);
                 self.speaker.remove_peer(address, now);
-                if had_password {
-                    self.set_listener_keys(address, None);
-                }
+                self.update_listener_keys(address, old.as_deref(), None);
             }
             Command::Originate(o) => self.speaker.originate(o, now),
             Command::Withdraw(prefix) => self.speaker.withdraw(prefix, now),
@@ -424,17 +431,23 @@ impl Driver {
         false
     }
 
-    /// Passive connections from a peer with a password need its key on
-    /// the listening sockets.
-    fn set_listener_keys(&self, peer: IpAddr, password: Option<&str>) {
-        if password.is_none() && self.sockets.md5.is_none() {
+    fn password_of(&self, peer: IpAddr) -> Option<String> {
+        self.speaker.peer_config(peer)?.password.clone()
+    }
+
+    /// Connections a peer with a password makes to us need its key on the
+    /// listening sockets (accepted sockets inherit it); a password that is
+    /// gone is cleared there.
+    fn update_listener_keys(&self, peer: IpAddr, old: Option<&str>, new: Option<&str>) {
+        if old == new {
             return;
         }
         for listener in &self.listeners {
-            if let Err(e) = self
-                .sockets
-                .set_md5(SockRef::from(listener.as_ref()), peer, password)
-            {
+            // An IPv4 listener never sees an IPv6 peer.
+            if peer.to_canonical().is_ipv6() && listener.local_addr().is_ok_and(|a| a.is_ipv4()) {
+                continue;
+            }
+            if let Err(e) = self.sockets.set_md5(listener.as_ref(), peer, new) {
                 tracing::warn!(%peer, error = %e, "cannot set the TCP MD5 key on the listener");
             }
         }

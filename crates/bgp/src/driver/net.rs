@@ -1,14 +1,20 @@
 //! Sockets: listeners, outgoing connections (optionally from a source
 //! address, inside a network namespace, with a TCP MD5 key), and the reader
 //! and writer task of each connection.
+//!
+//! TCP MD5 keys (BGP passwords) are set with [`calico_netlink::tcp_md5`]:
+//! on each outgoing socket before it connects, and on the listeners for
+//! connections the peer makes (accepted sockets inherit the listener's
+//! keys).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use calico_netlink::NetNs;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use calico_netlink::{NetNs, tcp_md5};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -18,19 +24,10 @@ use super::Input;
 use crate::session::ConnId;
 use crate::wire::{Message, decode, message_length};
 
-/// Sets or clears the TCP MD5 signature key (RFC 2385) for `peer` on a
-/// socket. Setting `TCP_MD5SIG` takes a raw `setsockopt` with a C struct,
-/// which needs `unsafe`; this crate forbids it, so the embedding program
-/// provides the implementation (the crate allowed to use `unsafe`).
-pub trait TcpMd5: Send + Sync + std::fmt::Debug {
-    fn set_key(&self, socket: SockRef<'_>, peer: IpAddr, key: Option<&[u8]>) -> io::Result<()>;
-}
-
 /// What the socket code needs from the driver's configuration.
 #[derive(Debug, Clone)]
 pub(super) struct SocketContext {
     pub netns: Option<Arc<NetNs>>,
-    pub md5: Option<Arc<dyn TcpMd5>>,
 }
 
 impl SocketContext {
@@ -46,18 +43,15 @@ impl SocketContext {
     /// Sets (or with `None` clears) the MD5 key for `peer` on a socket.
     pub(super) fn set_md5(
         &self,
-        socket: SockRef<'_>,
+        socket: &impl AsFd,
         peer: IpAddr,
         key: Option<&str>,
     ) -> io::Result<()> {
-        match &self.md5 {
-            Some(md5) => md5.set_key(socket, peer, key.map(str::as_bytes)),
-            None if key.is_some() => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the peer has a password, but the speaker was given no TCP MD5 implementation",
-            )),
-            None => Ok(()),
-        }
+        let result = match key {
+            Some(key) => tcp_md5::set_key(socket, peer, key.as_bytes()),
+            None => tcp_md5::clear_key(socket, peer),
+        };
+        result.map_err(|e| io::Error::other(error_chain(&e)))
     }
 
     /// A listener on `address`.
@@ -89,7 +83,7 @@ impl SocketContext {
             socket.bind(&SocketAddr::new(source, 0).into())?;
         }
         if password.is_some() {
-            self.set_md5(SockRef::from(&socket), peer.ip(), password)?;
+            self.set_md5(&socket, peer.ip(), password)?;
         }
         let socket = TcpSocket::from_std_stream(socket.into());
         match tokio::time::timeout(timeout, socket.connect(peer)).await {
@@ -97,6 +91,18 @@ impl SocketContext {
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
         }
     }
+}
+
+/// An error and its causes on one line, for a peer's status.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// What the writer task is told.

@@ -31,7 +31,6 @@ fn start(address: Ipv4Addr, asn: u32) -> Running {
         },
         listen: vec![SocketAddr::new(IpAddr::V4(address), 0)],
         netns: None,
-        md5: None,
     };
     let (driver, handle) = Driver::new(config, Box::new(sink.clone())).unwrap();
     let port = driver.local_addresses()[0].port();
@@ -172,7 +171,7 @@ async fn garbage_gets_a_notification_and_a_closed_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_peers_are_refused_and_passwords_without_md5_fail_plainly() {
+async fn unknown_peers_are_refused() {
     let b = start(B, 64512);
     // No peer configured for A: the connection is closed at once.
     let stream = tokio::net::TcpSocket::new_v4().unwrap();
@@ -190,16 +189,56 @@ async fn unknown_peers_are_refused_and_passwords_without_md5_fail_plainly() {
     .unwrap()
     .unwrap_or(0);
     assert_eq!(n, 0, "closed without a word");
+    b.handle.shutdown().await.unwrap();
+}
 
-    let mut with_password = peer(Ipv4Addr::new(127, 0, 0, 3), 179, B, 64512, false);
-    with_password.password = Some("secret".into());
-    b.handle.set_peer(with_password).await.unwrap();
-    let info = eventually("the error", async || {
-        let report = b.handle.status().await.ok()?;
-        report.peers[0].info.clone()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_must_match_and_a_bad_one_is_reported_plainly() {
+    let a = start(A, 64512);
+    let b = start(B, 64512);
+    let with = |mut p: PeerConfig, password: &str| {
+        p.password = Some(password.to_string());
+        p
+    };
+    // Different passwords: both sides keep trying, neither gets through.
+    a.handle
+        .set_peer(with(peer(B, b.port, A, 64512, false), "one"))
+        .await
+        .unwrap();
+    b.handle
+        .set_peer(with(peer(A, a.port, B, 64512, false), "two"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_ne!(state_of(&a, B).await, Some(State::Established));
+    assert_ne!(state_of(&b, A).await, Some(State::Established));
+
+    // The same password on both: the session comes up.
+    b.handle
+        .set_peer(with(peer(A, a.port, B, 64512, false), "one"))
+        .await
+        .unwrap();
+    eventually("the session", async || {
+        (state_of(&a, B).await == Some(State::Established)).then_some(())
     })
     .await;
-    assert!(info.contains("no TCP MD5 implementation"), "{info}");
+
+    // A key the kernel cannot take is the peer's error, not a crash.
+    let too_long = "k".repeat(81);
+    let c = Ipv4Addr::new(127, 0, 0, 3);
+    b.handle
+        .set_peer(with(peer(c, 179, B, 64512, false), &too_long))
+        .await
+        .unwrap();
+    let info = eventually("the error", async || {
+        let report = b.handle.status().await.ok()?;
+        let peer = report.peers.iter().find(|p| p.address == IpAddr::V4(c))?;
+        peer.info.clone()
+    })
+    .await;
+    assert!(info.contains("81 bytes long"), "{info}");
+    assert_eq!(state_of(&b, A).await, Some(State::Established));
+    a.handle.shutdown().await.unwrap();
     b.handle.shutdown().await.unwrap();
 }
 

@@ -146,7 +146,6 @@ impl Lab {
             },
             listen: vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)],
             netns: Some(self.us.path()),
-            md5: None,
         };
         let (driver, handle) = Driver::new(config, Box::new(sink)).expect("driver");
         let task = tokio::spawn(driver.run());
