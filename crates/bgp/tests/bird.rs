@@ -181,3 +181,34 @@ protocol bgp calico {{
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bird_with_a_password_needs_the_same_one() {
+    let lab = Lab::new("bgbirdpw");
+    let config = bird_config(&["172.20.3.0/24"]).replace(
+        "  graceful restart;\n",
+        &format!("  graceful restart;\n  password \"{PASSWORD}\";\n"),
+    );
+    let bird = Bird::start(&lab, &config);
+    let ours = lab.speaker(64512);
+    wrong_then_right_password(
+        &ours,
+        peer_config(IpAddr::V4(PEER_V4), 64513),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(bird.birdc("show protocols calico").contains("Established"));
+    ours.handle
+        .originate(Origination::new(net("192.168.103.0/26")))
+        .await
+        .unwrap();
+    wait_for("BIRD to learn our block", WAIT, async || {
+        bird.birdc("show route 192.168.103.0/26")
+            .contains("via 10.99.0.1")
+    })
+    .await;
+    wait_for("BIRD's route in our kernel", WAIT, async || {
+        has_route(&lab.our_kernel_routes(false), "172.20.3.0/24", "10.99.0.2")
+    })
+    .await;
+}

@@ -111,3 +111,38 @@ async fn frr_exchanges_routes_and_keeps_them_through_a_bgpd_restart() {
     let routes = lab.our_kernel_routes(false);
     assert!(has_route(&routes, "172.22.1.0/24", "10.99.0.2"), "{routes}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_with_a_password_needs_the_same_one() {
+    let lab = Lab::new("bgfrrpw");
+    let config = frr_config().replace(
+        &format!(" neighbor {OUR_V4} timers connect 1\n"),
+        &format!(" neighbor {OUR_V4} timers connect 1\n neighbor {OUR_V4} password {PASSWORD}\n"),
+    );
+    let frr = Frr::start(&lab, &config);
+    let ours = lab.speaker(64512);
+    wrong_then_right_password(
+        &ours,
+        peer_config(IpAddr::V4(PEER_V4), 64514),
+        Duration::from_secs(5),
+    )
+    .await;
+    let neighbor = frr.vtysh(&format!("show bgp neighbors {OUR_V4}"));
+    assert!(neighbor.contains("BGP state = Established"), "{neighbor}");
+    ours.handle
+        .originate(Origination::new(net("192.168.105.0/26")))
+        .await
+        .unwrap();
+    wait_for("our block in FRR's kernel", WAIT, async || {
+        has_route(
+            &lab.peer_kernel_routes(false),
+            "192.168.105.0/26",
+            "10.99.0.1",
+        )
+    })
+    .await;
+    wait_for("FRR's routes in our kernel", WAIT, async || {
+        has_route(&lab.our_kernel_routes(false), "172.22.1.0/24", "10.99.0.2")
+    })
+    .await;
+}

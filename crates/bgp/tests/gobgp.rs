@@ -134,3 +134,34 @@ async fn gobgp_exchanges_routes_and_its_crash_is_bridged_by_graceful_restart() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gobgp_with_a_password_needs_the_same_one() {
+    let lab = Lab::new("bggopw");
+    let config = gobgp_config().replace(
+        "    peer-as = 64512\n",
+        &format!("    peer-as = 64512\n    auth-password = \"{PASSWORD}\"\n"),
+    );
+    let gobgp = GoBgp::start(&lab, &config);
+    let ours = lab.speaker(64512);
+    wrong_then_right_password(
+        &ours,
+        peer_config(IpAddr::V4(PEER_V4), 64512),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(gobgp.gobgp(&["neighbor"]).contains("Establ"));
+    ours.handle
+        .originate(Origination::new(net("192.168.104.0/26")))
+        .await
+        .unwrap();
+    wait_for("GoBGP to learn our block", WAIT, async || {
+        gobgp_has(&gobgp, "192.168.104.0/26")
+    })
+    .await;
+    gobgp.gobgp(&["global", "rib", "add", "172.21.3.0/24", "-a", "ipv4"]);
+    wait_for("GoBGP's route in our kernel", WAIT, async || {
+        has_route(&lab.our_kernel_routes(false), "172.21.3.0/24", "10.99.0.2")
+    })
+    .await;
+}

@@ -563,3 +563,34 @@ pub fn has_route(routes: &str, prefix: &str, gateway: &str) -> bool {
 pub fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
+
+/// The password the password tests give the real peer.
+pub const PASSWORD: &str = "calico-s3cret";
+
+/// Peers `ours` with `peer` using a wrong password first: for `hold` the
+/// session must not come up, while our speaker keeps answering. Then with
+/// [`PASSWORD`]: the session must come up.
+pub async fn wrong_then_right_password(ours: &Ours, mut peer: PeerConfig, hold: Duration) {
+    let address = peer.address;
+    peer.password = Some("not-the-password".into());
+    ours.handle.set_peer(peer.clone()).await.unwrap();
+    let start = Instant::now();
+    while start.elapsed() < hold {
+        assert!(
+            !ours.established(address).await,
+            "established with a wrong password"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state = ours.state(address).await;
+    assert!(state.is_some(), "our speaker still answers");
+    assert!(!ours.task.is_finished(), "our speaker is still running");
+    peer.password = Some(PASSWORD.into());
+    ours.handle.set_peer(peer).await.unwrap();
+    wait_for(
+        "the session with the right password",
+        Duration::from_secs(30),
+        async || ours.established(address).await,
+    )
+    .await;
+}
