@@ -11,6 +11,7 @@ PACKAGES=(
   containernetworking-plugins
   bird2 gobgpd frr
   openssl
+  linux-image-amd64 qemu-system-x86
 )
 
 missing=()

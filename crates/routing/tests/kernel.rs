@@ -1,220 +1,18 @@
-//! The driver against real kernels objects: "nodes" are network
-//! namespaces on a veth/bridge underlay, "pods" are namespaces behind them
-//! wired as Calico's CNI plugin wires them (a /32 on the pod's eth0, a
-//! gateway at 169.254.1.1 answered by proxy ARP). Every namespace is
-//! removed on drop, even when a test fails. Needs root.
+//! The driver against this machine's kernel, in a lab of namespaces
+//! (see `common`). Needs root.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+mod common;
+
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use calico_model::ipam::AllocationBlock;
-use calico_model::node::NodeBgpSpec;
-use calico_model::{EncapMode, IpPool, IpPoolSpec, Node, ObjectMeta};
-use calico_netlink::sysctl::Sysctl;
+use calico_model::EncapMode;
 use calico_netlink::testing::ScratchNetns;
-use calico_routing::{Desired, Reconciler, RoutingInput, StepError, Via, compute};
-
-fn sh(ns: &ScratchNetns, command: &str) -> String {
-    let argv: Vec<&str> = command.split_whitespace().collect();
-    ns.exec(&argv).unwrap_or_else(|e| panic!("{command}: {e}"))
-}
-
-/// Sets a sysctl to 1 inside a namespace (through /proc/sys, no tools).
-fn sysctl(ns: &ScratchNetns, key: &str) {
-    calico_netlink::sysctl::write_in(ns.netns(), &[Sysctl::required(key, "1")])
-        .unwrap_or_else(|e| panic!("{key}: {e}"));
-}
-
-/// A node namespace with `eth0` on a bridge in `fabric`, and its pods.
-struct TestNode {
-    name: String,
-    ns: ScratchNetns,
-    address: String,
-    pods: Vec<(ScratchNetns, Ipv4Addr)>,
-}
-
-/// Bridges (one per subnet) live in `fabric`; with two subnets a router
-/// namespace joins them at .1 of each.
-struct Lab {
-    fabric: ScratchNetns,
-    router: Option<ScratchNetns>,
-    nodes: Vec<TestNode>,
-}
-
-impl Lab {
-    /// `nodes`: (name, subnet index 1 or 2, host part).
-    fn new(nodes: &[(&str, u8, u8)], router: bool) -> Lab {
-        let fabric = ScratchNetns::new("rt-fabric");
-        for subnet in [1, 2] {
-            sh(&fabric, &format!("ip link add br{subnet} type bridge"));
-            sh(&fabric, &format!("ip link set br{subnet} up"));
-        }
-        let router = router.then(|| {
-            let r = ScratchNetns::new("rt-router");
-            for subnet in [1, 2] {
-                attach(
-                    &fabric,
-                    &r,
-                    subnet,
-                    &format!("r{subnet}"),
-                    &format!("eth{subnet}"),
-                    &format!("10.0.{subnet}.1/24"),
-                );
-            }
-            sysctl(&r, "net/ipv4/ip_forward");
-            r
-        });
-        let mut lab = Lab {
-            fabric,
-            router,
-            nodes: Vec::new(),
-        };
-        for (name, subnet, host) in nodes {
-            let ns = ScratchNetns::new("rt-node");
-            let address = format!("10.0.{subnet}.{host}/24");
-            attach(
-                &lab.fabric,
-                &ns,
-                *subnet,
-                &format!("port-{name}"),
-                "eth0",
-                &address,
-            );
-            sh(&ns, &format!("ip route add default via 10.0.{subnet}.1"));
-            sysctl(&ns, "net/ipv4/ip_forward");
-            lab.nodes.push(TestNode {
-                name: name.to_string(),
-                ns,
-                address,
-                pods: Vec::new(),
-            });
-        }
-        lab
-    }
-
-    fn node(&self, name: &str) -> &TestNode {
-        self.nodes.iter().find(|n| n.name == name).unwrap()
-    }
-
-    /// A pod behind `node` at `ip`, wired as the CNI plugin does.
-    fn add_pod(&mut self, node: &str, ip: &str) {
-        let index = self.nodes.iter().position(|n| n.name == node).unwrap();
-        let pod = ScratchNetns::new("rt-pod");
-        let n = &self.nodes[index];
-        let host_if = format!("cali{}", n.pods.len());
-        sh(
-            &n.ns,
-            &format!(
-                "ip link add {host_if} type veth peer name eth0 netns {}",
-                pod.name()
-            ),
-        );
-        sh(&n.ns, &format!("ip link set {host_if} up"));
-        sysctl(&n.ns, &format!("net/ipv4/conf/{host_if}/proxy_arp"));
-        sh(
-            &n.ns,
-            &format!("ip route add {ip}/32 dev {host_if} scope link"),
-        );
-        sh(&pod, &format!("ip addr add {ip}/32 dev eth0"));
-        sh(&pod, "ip link set eth0 up");
-        sh(&pod, "ip route add 169.254.1.1 dev eth0 scope link");
-        sh(&pod, "ip route add default via 169.254.1.1 dev eth0");
-        self.nodes[index].pods.push((pod, ip.parse().unwrap()));
-    }
-
-    fn pod(&self, node: &str, index: usize) -> &(ScratchNetns, Ipv4Addr) {
-        &self.node(node).pods[index]
-    }
-
-    /// Can pod `from` reach pod `to` over TCP (and back)?
-    fn reaches(&self, from: (&str, usize), to: (&str, usize)) -> bool {
-        let (source, _) = self.pod(from.0, from.1);
-        let (target, ip) = self.pod(to.0, to.1);
-        let server = target.tcp_echo(IpAddr::V4(*ip));
-        source.tcp_probe(server.address).is_ok()
-    }
-
-    /// Node resources with their tunnel addresses (.1 of each node's
-    /// block), one pool, one /26 per node: 192.168.<i>.0/26 for node i.
-    fn input(&self, me: &str, vxlan: EncapMode, nat: bool, host_mtu: u32) -> RoutingInput {
-        let mut nodes = Vec::new();
-        let mut blocks = Vec::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            let mut node = Node {
-                metadata: ObjectMeta::named(&n.name),
-                ..Default::default()
-            };
-            node.spec.bgp = Some(NodeBgpSpec {
-                ipv4_address: n.address.clone(),
-                ..Default::default()
-            });
-            node.spec.ipv4_vxlan_tunnel_addr = format!("192.168.{i}.1");
-            nodes.push(node);
-            blocks.push(AllocationBlock::new(
-                format!("192.168.{i}.0/26").parse().unwrap(),
-                Some(format!("host:{}", n.name)),
-                0,
-            ));
-        }
-        let pool = IpPool {
-            metadata: ObjectMeta::named("default-ipv4-ippool"),
-            spec: IpPoolSpec {
-                cidr: "192.168.0.0/16".into(),
-                vxlan_mode: Some(vxlan),
-                nat_outgoing: nat,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        RoutingInput::from_resources(me, &nodes, &[pool], &blocks, [], host_mtu)
-    }
-
-    /// Computes and applies every node's routing; returns each node's
-    /// desired state.
-    fn program(&self, vxlan: EncapMode, nat: bool) -> BTreeMap<String, Desired> {
-        let mut out = BTreeMap::new();
-        for n in &self.nodes {
-            let mut reconciler = Reconciler::open_default(&n.ns.path()).unwrap();
-            let mtu = reconciler
-                .host_mtu(&calico_routing::mtu::default_pattern())
-                .unwrap();
-            let desired = compute(&self.input(&n.name, vxlan, nat, mtu));
-            assert!(desired.problems.is_empty(), "{:?}", desired.problems);
-            reconciler
-                .apply(&desired)
-                .unwrap_or_else(|e| panic!("{}: {e}", n.name));
-            out.insert(n.name.clone(), desired);
-        }
-        out
-    }
-}
-
-/// A veth from `ns` (as `inner`) to bridge `br<subnet>` in `fabric`.
-fn attach(
-    fabric: &ScratchNetns,
-    ns: &ScratchNetns,
-    subnet: u8,
-    port: &str,
-    inner: &str,
-    address: &str,
-) {
-    sh(
-        fabric,
-        &format!(
-            "ip link add {port} type veth peer name {inner} netns {}",
-            ns.name()
-        ),
-    );
-    sh(fabric, &format!("ip link set {port} master br{subnet} up"));
-    sh(ns, &format!("ip addr add {address} dev {inner}"));
-    sh(ns, &format!("ip link set {inner} up"));
-}
+use calico_routing::{Desired, Reconciler, StepError, Via};
+use common::{Lab, PoolModes, sh, tx_packets};
 
 fn vxlan_tx_packets(ns: &ScratchNetns) -> u64 {
-    let json = sh(ns, "ip -s -j link show vxlan.calico");
-    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    value[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+    tx_packets(ns, "vxlan.calico")
 }
 
 #[test]
@@ -227,7 +25,7 @@ fn vxlan_always_carries_pod_traffic_between_two_nodes() {
         "without routes the pods cannot reach each other"
     );
 
-    let desired = lab.program(EncapMode::Always, false);
+    let desired = lab.program(PoolModes::vxlan(EncapMode::Always, false));
     assert!(lab.reaches(("a", 0), ("b", 0)));
     assert!(lab.reaches(("b", 0), ("a", 0)));
 
@@ -270,7 +68,7 @@ fn drift_is_repaired_and_foreign_routes_are_left_alone() {
     let mut lab = Lab::new(&[("a", 1, 11), ("b", 1, 12)], false);
     lab.add_pod("a", "192.168.0.5");
     lab.add_pod("b", "192.168.1.5");
-    let desired = lab.program(EncapMode::Always, false);
+    let desired = lab.program(PoolModes::vxlan(EncapMode::Always, false));
     let a = &lab.node("a").ns;
     // Someone else's routes, including one with the boot protocol the CNI
     // plugin uses and a static one into the pool.
@@ -332,7 +130,7 @@ fn cross_subnet_tunnels_only_between_subnets() {
     lab.add_pod("a", "192.168.0.5");
     lab.add_pod("b", "192.168.1.5");
     lab.add_pod("c", "192.168.2.5");
-    let desired = lab.program(EncapMode::CrossSubnet, false);
+    let desired = lab.program(PoolModes::vxlan(EncapMode::CrossSubnet, false));
     assert_eq!(
         desired["a"].routes[&"192.168.1.0/26".parse().unwrap()],
         Via::Underlay {
@@ -377,12 +175,12 @@ fn nat_outgoing_lets_pods_reach_the_outside() {
     let outside = router.tcp_echo("10.0.2.1".parse().unwrap());
     let probe = |lab: &Lab| lab.pod("a", 0).0.tcp_probe(outside.address).is_ok();
 
-    lab.program(EncapMode::Always, false);
+    lab.program(PoolModes::vxlan(EncapMode::Always, false));
     assert!(
         !probe(&lab),
         "the router has no route back to the pod without NAT"
     );
-    lab.program(EncapMode::Always, true);
+    lab.program(PoolModes::vxlan(EncapMode::Always, true));
     assert!(probe(&lab), "masqueraded as node a's address");
     let table = sh(&lab.node("a").ns, "nft list table ip calico-nat");
     assert!(table.contains("masquerade"), "{table}");
@@ -404,7 +202,7 @@ fn nat_outgoing_lets_pods_reach_the_outside() {
     let peer = accepted.join().unwrap().unwrap();
     assert_eq!(peer.ip(), IpAddr::V4(*a_ip), "pod to pod keeps its source");
 
-    lab.program(EncapMode::Always, false);
+    lab.program(PoolModes::vxlan(EncapMode::Always, false));
     let tables = sh(&lab.node("a").ns, "nft list tables");
     assert!(!tables.contains("calico-nat"), "{tables}");
     assert!(!probe(&lab));
@@ -439,10 +237,10 @@ fn ipip_on_a_kernel_without_it_is_reported_clearly() {
             matches!(error.failures[..], [StepError::IpipUnsupported { .. }]),
             "{error}"
         );
+        let message = error.to_string();
         assert!(
-            error
-                .to_string()
-                .contains("this kernel has no IPIP support"),
+            message.contains("this kernel has no IPIP support")
+                && message.contains("ipipMode Always or CrossSubnet"),
             "{error}"
         );
     }

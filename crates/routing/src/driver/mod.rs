@@ -85,7 +85,7 @@ pub enum StepError {
         source: NetlinkError,
     },
     #[error(
-        "this kernel has no IPIP support (creating {name} failed: the `ipip` module is not built in or loaded); use VXLAN encapsulation (vxlanMode) instead, or a kernel with IPIP"
+        "this kernel has no IPIP support, which IP pools with ipipMode Always or CrossSubnet need (creating {name} failed: the `ipip` module is not built in or loaded); use VXLAN encapsulation (vxlanMode) instead, or a kernel with IPIP"
     )]
     IpipUnsupported { name: String },
     #[error("reading the {table} entries of {device}")]
