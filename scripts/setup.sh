@@ -9,6 +9,7 @@ PACKAGES=(
   iproute2 nftables iptables tcpdump conntrack busybox-static iperf3
   etcd-server etcd-client
   containernetworking-plugins
+  containerd runc podman catatonit
   bird2 gobgpd frr
   openssl
   linux-image-amd64 qemu-system-x86

@@ -9,81 +9,12 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use calico_client::Client;
-use calico_datastore::EmbeddedBackend;
-use calico_model::{IpPool, IpPoolSpec, Node, ObjectMeta, WorkloadEndpoint};
 use calico_netlink::testing::ScratchNetns;
+use common::datastore::Datastore;
 use common::node_namespace;
 
 const CALICO: &str = env!("CARGO_BIN_EXE_calico");
 const CALICO_IPAM: &str = env!("CARGO_BIN_EXE_calico-ipam");
-
-/// A datastore file with what calico-node would have created.
-struct Datastore {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-}
-
-impl Datastore {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("calico.db");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let client = Client::new(EmbeddedBackend::open(&path).await.unwrap());
-            client.ensure_initialized("v3.30.0", "k8s").await.unwrap();
-            for (name, cidr, block_size) in [
-                ("default-ipv4-ippool", "10.66.0.0/16", 26),
-                ("default-ipv6-ippool", "fd00:66::/48", 122),
-            ] {
-                let pool = IpPool {
-                    metadata: ObjectMeta::named(name),
-                    spec: IpPoolSpec {
-                        cidr: cidr.into(),
-                        block_size,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                client.create_typed(pool).await.unwrap();
-            }
-            let node = Node {
-                metadata: ObjectMeta::named("node-1"),
-                ..Default::default()
-            };
-            client.create_typed(node).await.unwrap();
-        });
-        Datastore { _dir: dir, path }
-    }
-
-    fn endpoint(&self, namespace: &str, name: &str) -> Option<WorkloadEndpoint> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let client = Client::new(EmbeddedBackend::open(&self.path).await.unwrap());
-            client
-                .get_typed::<WorkloadEndpoint>(namespace, name)
-                .await
-                .ok()
-        })
-    }
-
-    fn handle_addresses(&self, handle: &str) -> Vec<std::net::IpAddr> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let ipam = calico_ipam::Ipam::new(EmbeddedBackend::open(&self.path).await.unwrap());
-            ipam.get_ips_by_handle(handle).await.unwrap()
-        })
-    }
-}
 
 struct Outcome {
     success: bool,
@@ -110,7 +41,7 @@ fn run(
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("DATASTORE_TYPE", "embedded")
-        .env("EMBEDDED_DATASTORE_PATH", &store.path)
+        .env("EMBEDDED_DATASTORE_PATH", store.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

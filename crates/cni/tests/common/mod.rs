@@ -3,6 +3,8 @@
 //! addresses from one /26 and one /122 in order.
 #![allow(dead_code)]
 
+pub mod datastore;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
