@@ -239,13 +239,20 @@ fn podman_containers_get_calico_addresses_and_talk() {
             .into_iter()
             .find(|e| &e.spec.container_id == id)
             .unwrap_or_else(|| panic!("no WorkloadEndpoint for container {id}"));
-        assert_eq!(endpoint.spec.ip_networks, vec![format!("{ip}/32")]);
-        assert!(
-            host_links.contains(&endpoint.spec.interface_name),
-            "{} not on the node: {host_links:?}",
-            endpoint.spec.interface_name
+        // Outside Kubernetes, Calico names both after the container ID.
+        assert_eq!(endpoint.spec.orchestrator, "cni");
+        assert_eq!(
+            endpoint.metadata.name,
+            format!("{}-cni-{id}-eth0", NODE.replace('-', "--"))
         );
-        veths.push(endpoint.spec.interface_name);
+        assert_eq!(endpoint.spec.ip_networks, vec![format!("{ip}/32")]);
+        let veth = format!("cali{}", &id[..11]);
+        assert_eq!(endpoint.spec.interface_name, veth);
+        assert!(
+            host_links.contains(&veth),
+            "{veth} not on the node: {host_links:?}"
+        );
+        veths.push(veth);
     }
 
     podman

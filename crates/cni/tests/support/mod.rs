@@ -178,9 +178,17 @@ impl Drop for CgroupParent {
         if let Ok(entries) = std::fs::read_dir(root) {
             hierarchies.extend(entries.flatten().map(|e| e.path()));
         }
-        for hierarchy in hierarchies {
-            remove_cgroup_tree(&hierarchy.join(self.path.trim_start_matches('/')));
-        }
+        let dirs: Vec<PathBuf> = hierarchies
+            .iter()
+            .map(|h| h.join(self.path.trim_start_matches('/')))
+            .collect();
+        // A monitor killed just before may still be leaving its cgroup.
+        wait_for(Duration::from_secs(5), || {
+            for dir in &dirs {
+                remove_cgroup_tree(dir);
+            }
+            dirs.iter().all(|d| !d.exists()).then_some(())
+        });
     }
 }
 
