@@ -78,6 +78,7 @@ fn ipip_pools_carry_pod_traffic_in_a_kvm_guest() {
         "always a->b tcp ok through tunl0",
         "always a->c tcp ok through tunl0",
         "always reapply no changes",
+        "tunl0 created where the kernel made none",
         // CrossSubnet: the node in the same subnet directly, the other
         // through the tunnel.
         "cross-subnet a route 192.168.1.0/26 via 10.0.1.12 dev eth0",
@@ -98,6 +99,13 @@ fn report(line: &str) {
 
 /// Runs inside the VM, as root in its initramfs.
 fn guest() {
+    let started = std::time::Instant::now();
+    let timing = |phase: &str| {
+        eprintln!(
+            "guest timing: {phase} done after {:.1} s",
+            started.elapsed().as_secs_f64()
+        )
+    };
     let probe = ScratchNetns::new("rt-ipip");
     let mut reconciler = Reconciler::open_default(&probe.path()).unwrap();
     assert!(
@@ -106,6 +114,21 @@ fn guest() {
     );
     report("ipip supported");
     drop(probe);
+
+    // Where the kernel gives new namespaces no tunl0 of their own, the
+    // driver creates it.
+    let only_init = "/proc/sys/net/core/fb_tunnels_only_for_init_net";
+    std::fs::write(only_init, "1").unwrap();
+    let bare = ScratchNetns::new("rt-ipip");
+    assert!(!bare.link_names().iter().any(|l| l == "tunl0"));
+    let mut reconciler = Reconciler::open_default(&bare.path()).unwrap();
+    assert!(reconciler.ipip_supported().unwrap());
+    let link = sh(&bare, "ip -d link show tunl0");
+    assert!(link.contains("ipip"), "{link}");
+    report("tunl0 created where the kernel made none");
+    drop(bare);
+    std::fs::write(only_init, "0").unwrap();
+    timing("probes");
 
     let mut lab = Lab::new(&[("a", 1, 11), ("b", 1, 12), ("c", 2, 13)], true);
     lab.add_pod("a", "192.168.0.5");
@@ -116,7 +139,9 @@ fn guest() {
         "without routes the pods cannot reach each other"
     );
 
+    timing("lab");
     let desired = lab.program(PoolModes::ipip(EncapMode::Always));
+    timing("program");
     let a = &lab.node("a").ns;
     let address = sh(a, "ip -4 -o addr show dev tunl0");
     let link = sh(a, "ip -d link show tunl0");
@@ -134,12 +159,14 @@ fn guest() {
     assert_eq!(changes, Vec::<String>::new());
     report("always reapply no changes");
 
+    timing("always");
     lab.program(PoolModes::ipip(EncapMode::CrossSubnet));
     report_routes("cross-subnet", a);
     all_pairs_reach(&lab);
     report_traffic("cross-subnet", &lab, "b");
     report_traffic("cross-subnet", &lab, "c");
 
+    timing("cross-subnet");
     report("result ok");
 }
 

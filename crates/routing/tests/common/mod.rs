@@ -9,7 +9,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
 
 use calico_model::ipam::AllocationBlock;
 use calico_model::node::NodeBgpSpec;
@@ -21,6 +23,33 @@ use calico_routing::{Desired, Reconciler, RoutingInput, compute};
 pub fn sh(ns: &ScratchNetns, command: &str) -> String {
     let argv: Vec<&str> = command.split_whitespace().collect();
     ns.exec(&argv).unwrap_or_else(|e| panic!("{command}: {e}"))
+}
+
+/// Runs `ip` commands (without the leading `ip`) inside a namespace, in
+/// one process: `ip -n NAME -batch -`. Process start-ups are most of a
+/// lab's set-up time, in an emulated guest above all.
+pub fn ip(ns: &ScratchNetns, commands: &[String]) {
+    let mut child = Command::new("ip")
+        .args(["-n", ns.name(), "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running ip");
+    let script = commands.join("\n") + "\n";
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(script.as_bytes())
+        .expect("writing to ip");
+    let output = child.wait_with_output().expect("waiting for ip");
+    assert!(
+        output.status.success(),
+        "ip -n {} -batch failed: {}\n{script}",
+        ns.name(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
 }
 
 /// Sets a sysctl to 1 inside a namespace (through /proc/sys, no tools).
@@ -82,10 +111,18 @@ impl Lab {
     /// `nodes`: (name, subnet index 1 or 2, host part).
     pub fn new(nodes: &[(&str, u8, u8)], router: bool) -> Lab {
         let fabric = ScratchNetns::new("rt-fabric");
-        for subnet in [1, 2] {
-            sh(&fabric, &format!("ip link add br{subnet} type bridge"));
-            sh(&fabric, &format!("ip link set br{subnet} up"));
-        }
+        ip(
+            &fabric,
+            &[1, 2]
+                .iter()
+                .flat_map(|subnet| {
+                    [
+                        format!("link add br{subnet} type bridge"),
+                        format!("link set br{subnet} up"),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        );
         let router = router.then(|| {
             let r = ScratchNetns::new("rt-router");
             for subnet in [1, 2] {
@@ -117,7 +154,7 @@ impl Lab {
                 "eth0",
                 &address,
             );
-            sh(&ns, &format!("ip route add default via 10.0.{subnet}.1"));
+            ip(&ns, &[format!("route add default via 10.0.{subnet}.1")]);
             sysctl(&ns, "net/ipv4/ip_forward");
             lab.nodes.push(TestNode {
                 name: name.to_string(),
@@ -134,29 +171,33 @@ impl Lab {
     }
 
     /// A pod behind `node` at `ip`, wired as the CNI plugin does.
-    pub fn add_pod(&mut self, node: &str, ip: &str) {
+    pub fn add_pod(&mut self, node: &str, address: &str) {
         let index = self.nodes.iter().position(|n| n.name == node).unwrap();
         let pod = ScratchNetns::new("rt-pod");
         let n = &self.nodes[index];
         let host_if = format!("cali{}", n.pods.len());
-        sh(
+        ip(
             &n.ns,
-            &format!(
-                "ip link add {host_if} type veth peer name eth0 netns {}",
-                pod.name()
-            ),
+            &[
+                format!(
+                    "link add {host_if} type veth peer name eth0 netns {}",
+                    pod.name()
+                ),
+                format!("link set {host_if} up"),
+                format!("route add {address}/32 dev {host_if} scope link"),
+            ],
         );
-        sh(&n.ns, &format!("ip link set {host_if} up"));
         sysctl(&n.ns, &format!("net/ipv4/conf/{host_if}/proxy_arp"));
-        sh(
-            &n.ns,
-            &format!("ip route add {ip}/32 dev {host_if} scope link"),
+        ip(
+            &pod,
+            &[
+                format!("addr add {address}/32 dev eth0"),
+                "link set eth0 up".into(),
+                "route add 169.254.1.1 dev eth0 scope link".into(),
+                "route add default via 169.254.1.1 dev eth0".into(),
+            ],
         );
-        sh(&pod, &format!("ip addr add {ip}/32 dev eth0"));
-        sh(&pod, "ip link set eth0 up");
-        sh(&pod, "ip route add 169.254.1.1 dev eth0 scope link");
-        sh(&pod, "ip route add default via 169.254.1.1 dev eth0");
-        self.nodes[index].pods.push((pod, ip.parse().unwrap()));
+        self.nodes[index].pods.push((pod, address.parse().unwrap()));
     }
 
     pub fn pod(&self, node: &str, index: usize) -> &(ScratchNetns, Ipv4Addr) {
@@ -238,14 +279,21 @@ fn attach(
     inner: &str,
     address: &str,
 ) {
-    sh(
+    ip(
         fabric,
-        &format!(
-            "ip link add {port} type veth peer name {inner} netns {}",
-            ns.name()
-        ),
+        &[
+            format!(
+                "link add {port} type veth peer name {inner} netns {}",
+                ns.name()
+            ),
+            format!("link set {port} master br{subnet} up"),
+        ],
     );
-    sh(fabric, &format!("ip link set {port} master br{subnet} up"));
-    sh(ns, &format!("ip addr add {address} dev {inner}"));
-    sh(ns, &format!("ip link set {inner} up"));
+    ip(
+        ns,
+        &[
+            format!("addr add {address} dev {inner}"),
+            format!("link set {inner} up"),
+        ],
+    );
 }
