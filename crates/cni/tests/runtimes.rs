@@ -203,9 +203,11 @@ fn podman_containers_get_calico_addresses_and_talk() {
             .to_string()
     };
 
-    // The listener prints what it receives, then stays up so both
-    // containers hold their addresses at the same time.
-    let server_id = run("listener", "nc -l -p 8080; sleep 600");
+    // The listener prints what it receives and stays up, so both
+    // containers hold their addresses at the same time. Its standard input
+    // must stay open: busybox nc quits at end of input, which may come
+    // before the talker's data.
+    let server_id = run("listener", "sleep 600 | nc -l -p 8080");
     let server_ip = podman_ip(&podman, "listener", network);
     let client_id = run(
         "talker",
@@ -226,8 +228,10 @@ fn podman_containers_get_calico_addresses_and_talk() {
     });
     assert!(
         received.is_some(),
-        "the listener got nothing; talker said: {:?}",
-        podman.run(&["logs", "talker"])
+        "the listener got nothing: {:?}; talker said: {:?}; listener state: {}",
+        podman.run(&["logs", "listener"]),
+        podman.run(&["logs", "talker"]),
+        podman.inspect("listener")["State"]
     );
 
     let host_links = node.link_names();

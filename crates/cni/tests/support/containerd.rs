@@ -121,9 +121,16 @@ impl Containerd {
             cgroup_parent: config.cgroup_parent.to_string(),
             daemon: Some(daemon),
         };
-        let version = containerd
-            .call(|mut cri| async move { cri.version(VersionRequest::default()).await })
-            .unwrap_or_else(|e| panic!("CRI Version: {e}\n{}", containerd.log()));
+        // The CRI plugin answers "not initialized yet" for a moment after
+        // the socket appears.
+        let mut last_error = None;
+        let version = wait_for(Duration::from_secs(20), || {
+            containerd
+                .call(|mut cri| async move { cri.version(VersionRequest::default()).await })
+                .map_err(|e| last_error = Some(e))
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("CRI Version: {last_error:?}\n{}", containerd.log()));
         assert_eq!(version.runtime_api_version, "v1", "{version:?}");
         containerd
     }
