@@ -81,7 +81,12 @@ pub fn tcp_probe(netns: &Path, address: SocketAddr) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(3)))?;
     stream.write_all(GREETING)?;
     let mut reply = [0u8; 64];
-    let n = stream.read(&mut reply)?;
+    let n = loop {
+        match stream.read(&mut reply) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
     if &reply[..n] == GREETING {
         Ok(())
     } else {
