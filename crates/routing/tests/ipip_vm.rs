@@ -1,14 +1,16 @@
-//! IPIP against a kernel that has it. This machine's kernel has no IPIP
-//! and cannot load modules, so the test boots a Debian kernel in a KVM
-//! guest (see `vm`) and runs itself there: inside, a lab of namespaces
-//! (see `common`) is programmed by the real driver for an IP pool with
-//! `ipipMode: Always`, then `CrossSubnet`, and pods talk over TCP
-//! through `tunl0`. The guest prints what it checked on the serial
-//! console; the host asserts on it.
+//! IPIP against a kernel that has it. The project's machines run a kernel
+//! without IPIP that cannot load modules, so the test boots a Debian
+//! kernel in a VM (see `vm`: KVM where the host has hardware
+//! virtualisation, qemu's emulation where `/dev/kvm` is PVM) and runs
+//! itself there: inside, a lab of namespaces (see `common`) is
+//! programmed by the real driver for an IP pool with `ipipMode: Always`,
+//! then `CrossSubnet`, and pods talk over TCP through `tunl0`. The guest
+//! prints what it checked on the serial console; the host asserts on it.
 //!
 //! Needs root, `/dev/kvm`, and the Debian packages `linux-image-amd64`,
 //! `qemu-system-x86` and `busybox-static` (scripts/setup.sh). Skipped,
-//! saying so, only when `/dev/kvm` is absent.
+//! saying so, only when `/dev/kvm` is absent. About 35 s emulated on a
+//! busy two-core machine.
 
 mod common;
 mod vm;
@@ -27,20 +29,20 @@ const GUEST_ENV: &str = "CALICO_ROUTING_IPIP_GUEST";
 const REPORT: &str = "ipip-guest:";
 
 #[test]
-fn ipip_pools_carry_pod_traffic_in_a_kvm_guest() {
+fn ipip_pools_carry_pod_traffic_in_a_vm() {
     if vm::is_guest(GUEST_ENV) {
         guest();
         return;
     }
     if !Path::new("/dev/kvm").exists() {
         eprintln!(
-            "SKIPPED ipip_pools_carry_pod_traffic_in_a_kvm_guest: /dev/kvm is absent, \
+            "SKIPPED ipip_pools_carry_pod_traffic_in_a_vm: /dev/kvm is absent, \
              so no kernel with IPIP can be booted to test against"
         );
         return;
     }
     let run = vm::run(&vm::Guest {
-        test: "ipip_pools_carry_pod_traffic_in_a_kvm_guest",
+        test: "ipip_pools_carry_pod_traffic_in_a_vm",
         env: GUEST_ENV,
         modules: &["ipip", "veth", "bridge", "nf_tables"],
         programs: &["ip", "nft"],

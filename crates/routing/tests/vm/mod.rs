@@ -1,9 +1,10 @@
-//! Runs this test binary again inside a small KVM guest, for kernel
+//! Runs this test binary again inside a small VM, for kernel
 //! features this machine's kernel lacks (it has no IPIP and cannot load
 //! modules).
 //!
 //! The host side boots a Debian kernel (`/boot/vmlinuz-*`, package
-//! `linux-image-amd64`) under `qemu-system-x86_64 -enable-kvm` with an
+//! `linux-image-amd64`) under `qemu-system-x86_64` (with `-enable-kvm`
+//! where the host's KVM can run it, see [`Accelerator`]) with an
 //! initramfs built here: a static busybox for the init script, the kernel
 //! modules asked for (with their dependencies from `modules.dep`,
 //! decompressed if the distribution compresses them), the programs asked
