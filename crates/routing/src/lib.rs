@@ -23,6 +23,9 @@
 //! policy, or touch links, routes or tables it does not own.
 //!
 //! Start at [`compute`] and [`Reconciler::apply`]. IPv4 only for now.
+//! The driver's tests run against this machine's kernel
+//! (`tests/kernel.rs`) and, for IPIP, which that kernel lacks, against a
+//! Debian kernel booted in a VM (`tests/ipip_vm.rs`).
 
 pub mod compute;
 pub mod desired;
