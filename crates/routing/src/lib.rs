@@ -11,7 +11,7 @@
 //! Two layers:
 //! - pure: [`RoutingInput`] (built from Nodes, IP pools, IPAM blocks and
 //!   FelixConfiguration by [`RoutingInput::from_resources`]) goes through
-//!   [`compute`] into a [`Desired`] value, with the [`Problem`]s that kept
+//!   [`compute()`] into a [`Desired`] value, with the [`Problem`]s that kept
 //!   something from being routed; [`mtu`] picks the host MTU from a list
 //!   of interfaces. No I/O.
 //! - driver: [`Reconciler`] makes one namespace's kernel match a
@@ -22,7 +22,7 @@
 //! Must not: read the datastore (the agent feeds it resources), decide
 //! policy, or touch links, routes or tables it does not own.
 //!
-//! Start at [`compute`] and [`Reconciler::apply`]. IPv4 only for now.
+//! Start at [`compute()`] and [`Reconciler::apply`]. IPv4 only for now.
 //! The driver's tests run against this machine's kernel
 //! (`tests/kernel.rs`) and, for IPIP, which that kernel lacks, against a
 //! Debian kernel booted in a VM (`tests/ipip_vm.rs`).
