@@ -37,7 +37,9 @@
 //! longer: its log then shows the UPDATEs for one client queued and sent
 //! exactly 3 s later, in a later turn of its event loop, not at once.
 //!
-//!     cargo bench -p calico-bgp --bench reflector -- [--clients N] [--rounds N]
+//!     cargo bench -p calico-bgp --bench reflector -- [--clients N] [--rounds N] [--routes 0]
+//!
+//! `--routes 0` leaves the clients without routes, to time sessions alone.
 //!
 //! With `BENCH_BIRD_LOG` set, BIRD logs every protocol event and its log is
 //! printed after each BIRD measurement.
@@ -179,6 +181,8 @@ struct Bench {
     reflector_rt: tokio::runtime::Runtime,
     clients_rt: tokio::runtime::Runtime,
     clients: usize,
+    /// Whether clients originate a route each.
+    routes: bool,
 }
 
 impl Bench {
@@ -188,13 +192,15 @@ impl Bench {
         for i in 0..self.clients {
             let me = client_address(i);
             let running = driver(&self.clients_rt, &self.clients_ns, me, None);
-            self.clients_rt.block_on(async {
-                running
-                    .0
-                    .originate(Origination::new(client_route(i)))
-                    .await
-                    .expect("originate");
-            });
+            if self.routes {
+                self.clients_rt.block_on(async {
+                    running
+                        .0
+                        .originate(Origination::new(client_route(i)))
+                        .await
+                        .expect("originate");
+                });
+            }
             clients.push(running);
         }
         clients
@@ -321,7 +327,7 @@ impl Bench {
         let last = *established.iter().max().unwrap();
 
         // Routes: every client has the others' routes.
-        let want = self.clients - 1;
+        let want = if self.routes { self.clients - 1 } else { 0 };
         let mut done = vec![false; clients.len()];
         let all_routes = loop {
             self.clients_rt.block_on(async {
@@ -382,10 +388,13 @@ fn main() {
     // `cargo bench` passes --bench; nothing else of libtest applies.
     let clients = arg("--clients", 100);
     let rounds = arg("--rounds", 5);
+    let routes = arg("--routes", 1) != 0;
     assert!((2..=1000).contains(&clients), "--clients takes 2 to 1000");
-    let runtime = |threads| {
+    // Named threads, so a profile tells the reflector from the clients.
+    let runtime = |threads, name: &str| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
+            .thread_name(name)
             .enable_all()
             .build()
             .expect("runtime")
@@ -393,9 +402,10 @@ fn main() {
     let bench = Bench {
         reflector_ns: ScratchNetns::new("bgrrr"),
         clients_ns: ScratchNetns::new("bgrrc"),
-        reflector_rt: runtime(2),
-        clients_rt: runtime(2),
+        reflector_rt: runtime(2, "reflector"),
+        clients_rt: runtime(2, "clients"),
         clients,
+        routes,
     };
     let (x, y) = (
         calico_testutil::unique_name("bgx"),
@@ -460,7 +470,9 @@ fn main() {
         }
     }
 
-    println!("clients: {clients}, rounds: {rounds}; seconds, medians");
+    println!(
+        "clients: {clients}, rounds: {rounds}, a route per client: {routes}; seconds, medians"
+    );
     for (s, scenario) in scenarios.iter().enumerate() {
         println!();
         match scenario {
