@@ -35,7 +35,10 @@
 //! its first connect ("Connect delayed by 1 seconds" in its log), which is
 //! most of its figure when it starts. Its route figures are sometimes 3 s
 //! longer: its log then shows the UPDATEs for one client queued and sent
-//! exactly 3 s later, in a later turn of its event loop, not at once.
+//! exactly 3 s later, in a later turn of its event loop, not at once. When
+//! all clients connect at once, some BIRD runs take about 1 s more: BIRD
+//! listens with a backlog of 8 (`ss -ltn` shows it), ours with 128, and 1 s
+//! is TCP's first SYN retransmission.
 //!
 //!     cargo bench -p calico-bgp --bench reflector -- [--clients N] [--rounds N] [--routes 0]
 //!
