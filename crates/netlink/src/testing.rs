@@ -157,15 +157,14 @@ impl ScratchNetns {
             .map_err(io::Error::other)??;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
         stream.write_all(b"hello calico\n")?;
-        let mut reply = [0u8; 64];
-        let n = stream.read(&mut reply)?;
-        if &reply[..n] == b"hello calico\n" {
+        // `read_exact` retries reads a signal interrupted, and waits for
+        // an echo that arrives in pieces.
+        let mut reply = [0u8; 13];
+        stream.read_exact(&mut reply)?;
+        if &reply == b"hello calico\n" {
             Ok(())
         } else {
-            Err(io::Error::other(format!(
-                "unexpected echo {:?}",
-                &reply[..n]
-            )))
+            Err(io::Error::other(format!("unexpected echo {reply:?}")))
         }
     }
 }
