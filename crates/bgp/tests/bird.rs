@@ -1,7 +1,8 @@
 //! Our speaker against BIRD 2 (what Calico runs), eBGP across a veth pair:
 //! the session comes up, routes flow both ways and reach both kernels,
 //! withdrawals propagate, and a graceful restart of BIRD keeps its routes
-//! in our kernel until it is back. Needs root.
+//! in our kernel until it is back; with a password (IPv4 and IPv6) only
+//! the right one brings the session up. Needs root.
 
 mod support;
 
@@ -209,6 +210,37 @@ async fn bird_with_a_password_needs_the_same_one() {
     .await;
     wait_for("BIRD's route in our kernel", WAIT, async || {
         has_route(&lab.our_kernel_routes(false), "172.20.3.0/24", "10.99.0.2")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bird_ipv6_session_with_a_password() {
+    let lab = Lab::new("bgbird6pw");
+    let config = format!(
+        "router id {PEER_V4};
+protocol device {{ scan time 1; }}
+protocol static s6 {{ ipv6; route fd00:21::/64 blackhole; }}
+protocol bgp calico {{
+  local {PEER_V6} as 64512;
+  neighbor {OUR_V6} as 64512;
+  password \"{PASSWORD}\";
+  connect delay time 1;
+  connect retry time 1;
+  ipv6 {{ import all; export all; next hop self; }};
+}}
+"
+    );
+    let _bird = Bird::start(&lab, &config);
+    let ours = lab.speaker(64512);
+    wrong_then_right_password(
+        &ours,
+        peer_config(IpAddr::V6(PEER_V6), 64512),
+        Duration::from_secs(5),
+    )
+    .await;
+    wait_for("BIRD's IPv6 route in our kernel", WAIT, async || {
+        has_route(&lab.our_kernel_routes(true), "fd00:21::/64", "fd00:99::2")
     })
     .await;
 }

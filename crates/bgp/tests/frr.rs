@@ -1,7 +1,8 @@
 //! Our speaker against FRR 8 (zebra and bgpd), eBGP across a veth pair:
 //! the session comes up, routes flow both ways and reach both kernels,
 //! withdrawals propagate, and a restart of bgpd keeps its routes in our
-//! kernel. Needs root.
+//! kernel. With a password, only the right one brings the session up.
+//! Needs root.
 
 mod support;
 

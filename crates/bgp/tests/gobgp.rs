@@ -1,7 +1,8 @@
 //! Our speaker against GoBGP 3, iBGP (as in Calico's mesh) across a veth
 //! pair: the session comes up, routes flow both ways, withdrawals
 //! propagate, and when GoBGP dies its routes stay in our kernel for its
-//! restart time, then go; when it is back they return. Needs root.
+//! restart time, then go; when it is back they return. With a password,
+//! only the right one brings the session up. Needs root.
 
 mod support;
 
