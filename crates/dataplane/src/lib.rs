@@ -101,4 +101,6 @@ pub mod rules;
 
 pub use calico_policy::program::Direction;
 pub use config::{ConfigError, DataplaneConfig, EndpointToHostAction, Marks, failsafe_from_felix};
-pub use generate::{Generation, SkipReason, Skipped, generate, generate_with_report};
+pub use generate::{
+    Dirty, Generation, Generator, SkipReason, Skipped, generate, generate_with_report,
+};

@@ -78,6 +78,9 @@ pub struct RuleWriter<'a> {
     pub log_prefix: String,
     /// Every named set a rendered rule refers to.
     pub sets_used: BTreeMap<IpSetId, SetUse>,
+    /// Every IP set whose members a rendered rule depends on: the named
+    /// sets it refers to and the nets written into it.
+    pub sets_read: BTreeSet<IpSetId>,
 }
 
 /// The addresses of a set in one family, with nets inside other members
@@ -179,17 +182,20 @@ impl<'a> RuleWriter<'a> {
             marks,
             log_prefix: format!("{log_prefix}: "),
             sets_used: BTreeMap::new(),
+            sets_read: BTreeSet::new(),
         }
     }
 
     fn use_set(&mut self, id: &IpSetId, usage: SetUse) -> String {
         self.sets_used.insert(id.clone(), usage);
+        self.sets_read.insert(id.clone());
         names::ip_set(id, self.fam.v6)
     }
 
     /// The nets of a `Nets` set in this family, or `None` if the set is
     /// unknown.
-    fn nets(&self, id: &IpSetId) -> Option<Vec<IpNet>> {
+    fn nets(&mut self, id: &IpSetId) -> Option<Vec<IpNet>> {
+        self.sets_read.insert(id.clone());
         let set = self.dp.ip_sets.get(id)?;
         Some(disjoint_nets(set.members.iter().filter_map(|m| match m {
             IpSetMember::Net(n) if self.fam.holds(n) => Some(*n),

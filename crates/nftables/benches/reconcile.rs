@@ -38,7 +38,11 @@ fn ruleset(cidrs: bool) -> Ruleset {
     } else {
         "cali40s-web"
     };
-    let set = table.sets.get_mut(name).expect("set");
+    let set = table
+        .sets
+        .get_mut(name)
+        .map(std::sync::Arc::make_mut)
+        .expect("set");
     let missing = ELEMENTS - set.elements.len() as u32;
     set.elements.extend((0..missing).map(|i| {
         if cidrs {
@@ -109,6 +113,7 @@ fn measure(label: &str, base: &Ruleset, iterations: usize) -> Vec<Samples> {
         .table_mut(calico())
         .sets
         .get_mut(set.0)
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements
         .insert(set.1);
@@ -117,6 +122,7 @@ fn measure(label: &str, base: &Ruleset, iterations: usize) -> Vec<Samples> {
         .table_mut(calico())
         .chains
         .get_mut("cali-tw-cali00000080")
+        .map(std::sync::Arc::make_mut)
         .expect("chain")
         .rules
         .insert(
@@ -216,6 +222,7 @@ fn main() {
         .table_mut(calico())
         .sets
         .get_mut("cali40all-hosts")
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements
         .insert(Value::addr(Ipv4Addr::new(198, 18, 0, 1)));

@@ -23,7 +23,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Chain, Map, Ruleset, Set, Table, TableId, Value};
+use std::sync::Arc;
+
+use crate::model::{Chain, Map, Paired, Ruleset, Set, Table, TableId, Value, paired};
 use crate::parse::{Observed, Unreadable};
 use crate::transaction::{Op, Transaction};
 
@@ -100,6 +102,9 @@ enum Plan {
     Recreate,
     /// Same definition; contents updated incrementally.
     Update,
+    /// The very same object (shared with the current state): nothing to
+    /// compare or send.
+    Unchanged,
     /// Same definition; contents unreadable or references must be dropped:
     /// flush, then fill with the desired contents.
     Refill,
@@ -115,25 +120,29 @@ struct TableDiff<'a> {
 }
 
 fn plan_objects<'a, T>(
-    have: &'a BTreeMap<String, T>,
-    want: &'a BTreeMap<String, T>,
+    have: &'a BTreeMap<String, Arc<T>>,
+    want: &'a BTreeMap<String, Arc<T>>,
     same_definition: impl Fn(&T, &T) -> bool,
     unreadable: impl Fn(&str) -> bool,
 ) -> BTreeMap<&'a str, Plan> {
-    let mut plans = BTreeMap::new();
-    for (name, h) in have {
-        let plan = match want.get(name) {
-            None => Plan::Remove,
-            Some(w) if !same_definition(h, w) => Plan::Recreate,
-            Some(_) if unreadable(name) => Plan::Refill,
-            Some(_) => Plan::Update,
-        };
-        plans.insert(name.as_str(), plan);
-    }
-    for name in want.keys() {
-        plans.entry(name.as_str()).or_insert(Plan::Create);
-    }
-    plans
+    paired(have, want)
+        .map(|pair| match pair {
+            Paired::Before(name) => (name, Plan::Remove),
+            Paired::After(name, _) => (name, Plan::Create),
+            Paired::Both(name, h, w) => {
+                let plan = if !same_definition(h, w) {
+                    Plan::Recreate
+                } else if unreadable(name) {
+                    Plan::Refill
+                } else if Arc::ptr_eq(h, w) {
+                    Plan::Unchanged
+                } else {
+                    Plan::Update
+                };
+                (name, plan)
+            }
+        })
+        .collect()
 }
 
 impl<'a> TableDiff<'a> {
@@ -143,7 +152,7 @@ impl<'a> TableDiff<'a> {
         want: &'a Table,
         unreadable: &BTreeMap<Unreadable, String>,
     ) -> TableDiff<'a> {
-        let is = |u: Unreadable| unreadable.contains_key(&u);
+        let is = |u: Unreadable| !unreadable.is_empty() && unreadable.contains_key(&u);
         let sets = plan_objects(&have.sets, &want.sets, Set::same_definition, |n| {
             is(Unreadable::SetElements(id.clone(), n.to_string()))
         });
@@ -201,17 +210,19 @@ impl<'a> TableDiff<'a> {
             .map(|(n, _)| *n)
             .collect();
         for (name, plan) in chains.iter_mut() {
-            if *plan != Plan::Update {
+            let untouched = *plan == Plan::Unchanged && doomed.is_empty() && unreadable.is_empty();
+            if untouched || !matches!(plan, Plan::Update | Plan::Unchanged) {
                 continue;
             }
             let (h, w) = (&have.chains[*name], &want.chains[*name]);
-            let refers_to_doomed = h
-                .rules
-                .iter()
-                .flat_map(|r| r.set_refs())
-                .any(|s| doomed.contains(s));
+            let refers_to_doomed = !doomed.is_empty()
+                && h.rules
+                    .iter()
+                    .flat_map(|r| r.set_refs())
+                    .any(|s| doomed.contains(s));
             let unreadable_rules = is(Unreadable::ChainRules(id.clone(), name.to_string()));
-            if h.rules != w.rules || refers_to_doomed || unreadable_rules {
+            let changed = *plan == Plan::Update && h.rules != w.rules;
+            if changed || refers_to_doomed || unreadable_rules {
                 *plan = Plan::Refill;
             }
         }
@@ -368,7 +379,7 @@ impl<'a> TableDiff<'a> {
         // 6. Fill sets and maps.
         for (name, plan) in &self.sets {
             let w = match plan {
-                Plan::Remove => continue,
+                Plan::Remove | Plan::Unchanged => continue,
                 _ => &self.want.sets[*name],
             };
             let elements: Vec<_> = match plan {
@@ -389,7 +400,7 @@ impl<'a> TableDiff<'a> {
         }
         for (name, plan) in &self.maps {
             let w = match plan {
-                Plan::Remove => continue,
+                Plan::Remove | Plan::Unchanged => continue,
                 _ => &self.want.maps[*name],
             };
             let entries: Vec<_> = match plan {

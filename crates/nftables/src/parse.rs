@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde_json::Value as Json;
@@ -119,7 +120,7 @@ pub fn parse_table(
                 let name = str_field(body, "name");
                 match parse_chain(body) {
                     Ok(chain) => {
-                        table.chains.insert(name, chain);
+                        table.chains.insert(name, Arc::new(chain));
                     }
                     Err(reason) => alien(format!("chain {name}: {reason}"), &mut unreadable),
                 }
@@ -134,7 +135,7 @@ pub fn parse_table(
                     continue;
                 };
                 match parse_rule(body) {
-                    Ok(rule) => chain.rules.push(rule),
+                    Ok(rule) => Arc::make_mut(chain).rules.push(rule),
                     Err(reason) => {
                         unreadable
                             .entry(Unreadable::ChainRules(id.clone(), chain_name.clone()))
@@ -164,7 +165,7 @@ pub fn parse_table(
                                 }
                             }
                         }
-                        table.sets.insert(name, set);
+                        table.sets.insert(name, Arc::new(set));
                     }
                     Err(reason) => alien(format!("set {name}: {reason}"), &mut unreadable),
                 }
@@ -191,7 +192,7 @@ pub fn parse_table(
                                 }
                             }
                         }
-                        table.maps.insert(name, map);
+                        table.maps.insert(name, Arc::new(map));
                     }
                     Err(reason) => alien(format!("map {name}: {reason}"), &mut unreadable),
                 }
@@ -687,7 +688,7 @@ mod tests {
             table.maps["ifaces"].entries[&Value::name("cali1")],
             Verdict::goto("tw")
         );
-        assert_eq!(table.chains["tw"], Chain::default());
+        assert_eq!(*table.chains["tw"], Chain::default());
         let fwd = &table.chains["fwd"];
         assert_eq!(
             fwd.base,

@@ -2,10 +2,12 @@
 //! desired [`Ruleset`], sending only the difference, atomically.
 //!
 //! The reconciler remembers what it last applied and diffs against that,
-//! so an update costs one nft run and no listing. The kernel is read again
-//! only when the reconciler does not know its state: at the start, after a
-//! failed transaction, and on [`Reconciler::repair`], which the agent calls
-//! on a timer to undo changes made behind its back.
+//! so an update costs one nft run and no listing. Validation, the diff and
+//! the copy it keeps cost in proportion to the chains, sets and maps not
+//! shared with the last applied ruleset (see [`crate::model`]). The kernel
+//! is read again only when the reconciler does not know its state: at the
+//! start, after a failed transaction, and on [`Reconciler::repair`], which
+//! the agent calls on a timer to undo changes made behind its back.
 //!
 //! It reads and writes only the tables it owns; other tables (kube-proxy's,
 //! anyone's) are never listed or touched.
@@ -176,7 +178,12 @@ impl<N: Nft> Reconciler<N> {
                 table: table.clone(),
             });
         }
-        let problems = desired.validate();
+        // What was applied passed this check: only what differs from it
+        // needs checking again.
+        let problems = match &self.applied {
+            Some(applied) => desired.validate_against(applied),
+            None => desired.validate(),
+        };
         if !problems.is_empty() {
             return Err(ReconcileError::Invalid { problems });
         }
@@ -494,10 +501,10 @@ mod tests {
             Err(ReconcileError::NotOwned { .. })
         ));
         let mut invalid = desired(&[]);
-        invalid
-            .table_mut(TableId::inet("calico"))
-            .chains
-            .insert("c".into(), Chain::regular([Rule::new().jump("missing")]));
+        invalid.table_mut(TableId::inet("calico")).chains.insert(
+            "c".into(),
+            std::sync::Arc::new(Chain::regular([Rule::new().jump("missing")])),
+        );
         assert!(matches!(
             futures::executor::block_on(r.apply(&invalid)),
             Err(ReconcileError::Invalid { .. })

@@ -11,6 +11,7 @@
 //! spelling to use instead.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -19,6 +20,7 @@ use crate::model::{
     Chain, ChainType, DataType, Hook, IpFamily, Key, Map, Match, PortProto, Rhs, Rule, Ruleset,
     Set, Statement, Table, TableId, Value, Verdict,
 };
+use crate::model::{Paired, paired};
 
 /// Longest name of a table, chain, set or map nft accepts.
 pub const MAX_NAME_LEN: usize = 255;
@@ -79,6 +81,82 @@ impl Ruleset {
         }
         problems
     }
+
+    /// [`Ruleset::validate`] for a ruleset that differs from `previous`, a
+    /// ruleset known to be valid (one that passed validation), in a few
+    /// chains, sets and maps: only those not shared with `previous` (the
+    /// same allocation, [`Arc::ptr_eq`]) are checked, so the cost follows
+    /// the change. What an unchanged chain refers to is checked again only
+    /// when a chain, set or map was removed or its kind changed (a chain
+    /// became a base chain, a set another type); then, and whenever a
+    /// problem is found, the whole ruleset is validated, so the problems
+    /// and their order are always those of [`Ruleset::validate`].
+    pub fn validate_against(&self, previous: &Ruleset) -> Vec<Problem> {
+        let quick = self
+            .tables
+            .iter()
+            .all(|(id, table)| match previous.tables.get(id) {
+                None => false,
+                Some(before) => table_changes_are_valid(id, table, before),
+            });
+        if quick { Vec::new() } else { self.validate() }
+    }
+}
+
+/// Whether `table` is valid given that `before` (the same table) was:
+/// `false` if something is wrong or cannot be decided without a full check.
+fn table_changes_are_valid(id: &TableId, table: &Table, before: &Table) -> bool {
+    let mut problems = Vec::new();
+    let mut v = Validator {
+        table_id: id,
+        table,
+        location: Location {
+            table: id.clone(),
+            object: None,
+            rule: None,
+        },
+        problems: &mut problems,
+    };
+    // Anything gone, or changed in a way an unchanged reference to it
+    // could notice, needs the full check.
+    for pair in paired(&before.sets, &table.sets) {
+        match pair {
+            Paired::Before(..) => return false,
+            Paired::Both(_, old, set) if Arc::ptr_eq(old, set) => continue,
+            Paired::Both(_, old, set) if old.key != set.key => return false,
+            Paired::After(name, _) if table.maps.contains_key(name) => return false,
+            Paired::Both(name, _, set) | Paired::After(name, set) => {
+                v.location.object = Some(format!("set {name}"));
+                v.set(name, set);
+            }
+        }
+    }
+    for pair in paired(&before.maps, &table.maps) {
+        match pair {
+            Paired::Before(..) => return false,
+            Paired::Both(_, old, map) if Arc::ptr_eq(old, map) => continue,
+            Paired::Both(_, old, map) if old.key != map.key => return false,
+            Paired::After(name, _) if table.sets.contains_key(name) => return false,
+            Paired::Both(name, _, map) | Paired::After(name, map) => {
+                v.location.object = Some(format!("map {name}"));
+                v.map(name, map);
+            }
+        }
+    }
+    for pair in paired(&before.chains, &table.chains) {
+        match pair {
+            Paired::Before(..) => return false,
+            Paired::Both(_, old, chain) if Arc::ptr_eq(old, chain) => continue,
+            Paired::Both(_, old, chain) if old.base.is_some() != chain.base.is_some() => {
+                return false;
+            }
+            Paired::Both(name, _, chain) | Paired::After(name, chain) => {
+                v.location.object = Some(format!("chain {name}"));
+                v.chain(name, chain);
+            }
+        }
+    }
+    problems.is_empty()
 }
 
 struct Validator<'a> {
@@ -229,7 +307,7 @@ impl Validator<'_> {
         let Some(target) = verdict.target() else {
             return;
         };
-        match self.table.chains.get(target) {
+        match self.table.chains.get(target).map(|c| &**c) {
             None => self.problem(format!(
                 "`{verdict}`: there is no chain {target} in this table"
             )),

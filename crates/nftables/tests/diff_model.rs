@@ -55,14 +55,14 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             base,
         } => {
             let t = table(ruleset, id)?;
-            match t.chains.get_mut(chain) {
+            match t.chains.get_mut(chain).map(std::sync::Arc::make_mut) {
                 None => {
                     t.chains.insert(
                         chain.clone(),
-                        Chain {
+                        std::sync::Arc::new(Chain {
                             base: *base,
                             rules: vec![],
-                        },
+                        }),
                     );
                 }
                 Some(existing) => match (&mut existing.base, base) {
@@ -78,6 +78,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             table(ruleset, id)?
                 .chains
                 .get_mut(chain)
+                .map(std::sync::Arc::make_mut)
                 .ok_or_else(|| format!("flush: no chain {chain}"))?
                 .rules
                 .clear();
@@ -112,6 +113,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             }
             t.chains
                 .get_mut(chain)
+                .map(std::sync::Arc::make_mut)
                 .ok_or_else(|| format!("add rule: no chain {chain}"))?
                 .rules
                 .push(rule.clone());
@@ -132,7 +134,10 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
                 }
                 Some(_) => {}
                 None => {
-                    t.sets.insert(set.clone(), Set::new(key.clone(), *interval));
+                    t.sets.insert(
+                        set.clone(),
+                        std::sync::Arc::new(Set::new(key.clone(), *interval)),
+                    );
                 }
             }
         }
@@ -152,7 +157,10 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
                 }
                 Some(_) => {}
                 None => {
-                    t.maps.insert(map.clone(), Map::new(key.clone(), *interval));
+                    t.maps.insert(
+                        map.clone(),
+                        std::sync::Arc::new(Map::new(key.clone(), *interval)),
+                    );
                 }
             }
         }
@@ -160,6 +168,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             table(ruleset, id)?
                 .sets
                 .get_mut(set)
+                .map(std::sync::Arc::make_mut)
                 .ok_or("flush: no set")?
                 .elements
                 .clear();
@@ -168,6 +177,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             table(ruleset, id)?
                 .maps
                 .get_mut(map)
+                .map(std::sync::Arc::make_mut)
                 .ok_or("flush: no map")?
                 .entries
                 .clear();
@@ -190,6 +200,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             let s = table(ruleset, id)?
                 .sets
                 .get_mut(set)
+                .map(std::sync::Arc::make_mut)
                 .ok_or("add element: no set")?;
             s.elements.extend(elements.iter().cloned());
         }
@@ -201,6 +212,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             let s = table(ruleset, id)?
                 .sets
                 .get_mut(set)
+                .map(std::sync::Arc::make_mut)
                 .ok_or("delete element: no set")?;
             for e in elements {
                 if !s.elements.remove(e) {
@@ -221,7 +233,11 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
                     }
                 }
             }
-            let m = t.maps.get_mut(map).ok_or("add element: no map")?;
+            let m = t
+                .maps
+                .get_mut(map)
+                .map(std::sync::Arc::make_mut)
+                .ok_or("add element: no map")?;
             for (k, v) in entries {
                 if let Some(old) = m.entries.insert(k.clone(), v.clone()) {
                     if &old != v {
@@ -238,6 +254,7 @@ fn apply(ruleset: &mut Ruleset, op: &Op) -> Result<(), String> {
             let m = table(ruleset, id)?
                 .maps
                 .get_mut(map)
+                .map(std::sync::Arc::make_mut)
                 .ok_or("delete element: no map")?;
             for k in keys {
                 m.entries
@@ -271,8 +288,10 @@ fn table() -> impl Strategy<Value = Table> {
             if let Some((interval, elems)) = set_s {
                 table.sets.insert(
                     "s".into(),
-                    Set::new(DataType::Ipv4Addr, interval)
-                        .with_elements(elems.into_iter().map(|e| Value::addr([10, 0, 0, e]))),
+                    std::sync::Arc::new(
+                        Set::new(DataType::Ipv4Addr, interval)
+                            .with_elements(elems.into_iter().map(|e| Value::addr([10, 0, 0, e]))),
+                    ),
                 );
             }
             let regular: Vec<&str> = chains.iter().copied().filter(|c| *c != "fwd").collect();
@@ -282,24 +301,32 @@ fn table() -> impl Strategy<Value = Table> {
                 } else {
                     Chain::default()
                 };
-                table.chains.insert(c.to_string(), chain);
+                table
+                    .chains
+                    .insert(c.to_string(), std::sync::Arc::new(chain));
             }
             match (x_kind, regular.first()) {
                 (1, _) => {
                     table.sets.insert(
                         "x".into(),
-                        Set::new(DataType::IfName, false).with_elements([Value::name("eth0")]),
+                        std::sync::Arc::new(
+                            Set::new(DataType::IfName, false).with_elements([Value::name("eth0")]),
+                        ),
                     );
                 }
                 (2, Some(target)) => {
                     table.maps.insert(
                         "x".into(),
-                        Map::new(DataType::IfName, false).with_entries(
-                            regular
-                                .iter()
-                                .enumerate()
-                                .map(|(i, t)| (Value::name(format!("cali{i}")), Verdict::goto(*t)))
-                                .chain([(Value::name("eth0"), Verdict::jump(*target))]),
+                        std::sync::Arc::new(
+                            Map::new(DataType::IfName, false).with_entries(
+                                regular
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, t)| {
+                                        (Value::name(format!("cali{i}")), Verdict::goto(*t))
+                                    })
+                                    .chain([(Value::name("eth0"), Verdict::jump(*target))]),
+                            ),
                         ),
                     );
                 }
@@ -329,6 +356,7 @@ fn table() -> impl Strategy<Value = Table> {
                 table
                     .chains
                     .get_mut(from_name)
+                    .map(std::sync::Arc::make_mut)
                     .expect("chain")
                     .rules
                     .push(rule);

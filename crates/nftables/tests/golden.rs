@@ -47,6 +47,7 @@ fn workload_chain<'a>(ruleset: &'a mut Ruleset, iface: &str) -> &'a mut calico_n
         .table_mut(calico())
         .chains
         .get_mut(&format!("cali-tw-{iface}"))
+        .map(std::sync::Arc::make_mut)
         .expect("workload chain")
 }
 
@@ -72,6 +73,7 @@ fn one_set_element_added_and_one_removed() {
         .table_mut(calico())
         .sets
         .get_mut("cali40all-hosts")
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements;
     hosts.remove(&common::v4("10.0.1.0/24"));
@@ -90,6 +92,7 @@ fn one_policy_rule_changed() {
         .table_mut(calico())
         .chains
         .get_mut("cali-pi-default.web")
+        .map(std::sync::Arc::make_mut)
         .expect("policy chain");
     policy.rules[0] = Rule::new()
         .matching(Key::Saddr(IpFamily::V4), Rhs::set("cali40all-hosts"))
@@ -117,7 +120,9 @@ fn workload_added_and_removed() {
     table.chains.remove(&format!("cali-tw-{gone}"));
     table.chains.remove(&format!("cali-fw-{gone}"));
     for map in table.maps.values_mut() {
-        map.entries.remove(&Value::name(gone));
+        std::sync::Arc::make_mut(map)
+            .entries
+            .remove(&Value::name(gone));
     }
     workload_chain(&mut desired, "cali00000002").rules.pop();
     check(

@@ -78,6 +78,7 @@ fn updates_send_only_the_difference() {
         .table_mut(calico())
         .sets
         .get_mut("cali40all-hosts")
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements
         .insert(v4("10.9.0.0/16"));
@@ -94,6 +95,7 @@ fn updates_send_only_the_difference() {
         .table_mut(calico())
         .chains
         .get_mut("cali-tw-cali00000007")
+        .map(std::sync::Arc::make_mut)
         .expect("chain");
     chain.rules.insert(
         0,
@@ -113,7 +115,9 @@ fn updates_send_only_the_difference() {
         table.chains.remove(chain);
     }
     for map in table.maps.values_mut() {
-        map.entries.remove(&Value::name("cali00000003"));
+        std::sync::Arc::make_mut(map)
+            .entries
+            .remove(&Value::name("cali00000003"));
     }
     let report = reconciler
         .apply_blocking(&desired)
@@ -248,6 +252,7 @@ fn stale_memory_is_recovered_by_reading_the_kernel() {
         .table_mut(calico())
         .sets
         .get_mut("cali40all-hosts")
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements
         .remove(&v4("10.0.1.0/24"));
@@ -255,6 +260,7 @@ fn stale_memory_is_recovered_by_reading_the_kernel() {
         .table_mut(calico())
         .sets
         .get_mut("cali40all-hosts")
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements
         .insert(v4("10.5.0.0/16"));
@@ -296,21 +302,23 @@ fn rejected_statement_is_named_and_nothing_is_applied() {
     table
         .sets
         .get_mut("cali40all-hosts")
+        .map(std::sync::Arc::make_mut)
         .expect("set")
         .elements
         .insert(v4("10.77.0.0/16"));
     table.chains.insert(
         "loop-a".into(),
-        Chain::regular([Rule::new().jump("loop-b")]),
+        std::sync::Arc::new(Chain::regular([Rule::new().jump("loop-b")])),
     );
     table.chains.insert(
         "loop-b".into(),
-        Chain::regular([Rule::new().counter().jump("loop-a")]),
+        std::sync::Arc::new(Chain::regular([Rule::new().counter().jump("loop-a")])),
     );
     // The kernel checks for loops in what a base chain can reach.
     table
         .chains
         .get_mut("cali-pi-default.web")
+        .map(std::sync::Arc::make_mut)
         .expect("policy chain")
         .rules
         .insert(0, Rule::new().jump("loop-a"));
@@ -343,14 +351,16 @@ fn rejected_statement_is_named_and_nothing_is_applied() {
     let mut bad = good.clone();
     bad.table_mut(calico()).sets.insert(
         "overlap".into(),
-        Set::new(
-            DataType::Concat(vec![DataType::Ipv4Addr, DataType::InetService]),
-            true,
-        )
-        .with_elements([
-            Value::Concat(vec![v4("10.0.0.0/24"), Value::port(80)]),
-            Value::Concat(vec![v4("10.0.0.0/16"), Value::ports(80, 90)]),
-        ]),
+        std::sync::Arc::new(
+            Set::new(
+                DataType::Concat(vec![DataType::Ipv4Addr, DataType::InetService]),
+                true,
+            )
+            .with_elements([
+                Value::Concat(vec![v4("10.0.0.0/24"), Value::port(80)]),
+                Value::Concat(vec![v4("10.0.0.0/16"), Value::ports(80, 90)]),
+            ]),
+        ),
     );
     assert!(bad.validate().is_empty());
     let err = reconciler
@@ -374,9 +384,9 @@ fn rejected_statement_is_named_and_nothing_is_applied() {
     let mut bad = good.clone();
     bad.table_mut(calico()).chains.insert(
         "typo".into(),
-        Chain::regular([Rule::new()
+        std::sync::Arc::new(Chain::regular([Rule::new()
             .matching(Key::Saddr(IpFamily::V4), Rhs::set("no-such-set"))
-            .accept()]),
+            .accept()])),
     );
     let err = reconciler
         .apply_blocking(&bad)

@@ -344,57 +344,69 @@ fn table(families: Vec<IpFamily>) -> impl Strategy<Value = Table> {
             let mut table = Table::new();
             table.sets.insert(
                 "s_v4".into(),
-                Set::new(DataType::Ipv4Addr, true).with_elements(disjoint(v4s)),
+                std::sync::Arc::new(
+                    Set::new(DataType::Ipv4Addr, true).with_elements(disjoint(v4s)),
+                ),
             );
             table.sets.insert(
                 "s_v6".into(),
-                Set::new(DataType::Ipv6Addr, true).with_elements(disjoint(v6s)),
+                std::sync::Arc::new(
+                    Set::new(DataType::Ipv6Addr, true).with_elements(disjoint(v6s)),
+                ),
             );
             table.sets.insert(
                 "s_ports".into(),
-                Set::new(DataType::InetService, true).with_elements(disjoint(ports)),
+                std::sync::Arc::new(
+                    Set::new(DataType::InetService, true).with_elements(disjoint(ports)),
+                ),
             );
             table.sets.insert(
                 "s_if".into(),
-                Set::new(DataType::IfName, true).with_elements(disjoint(ifs)),
+                std::sync::Arc::new(Set::new(DataType::IfName, true).with_elements(disjoint(ifs))),
             );
             table.sets.insert(
                 "s_proto".into(),
-                Set::new(DataType::InetProto, false).with_elements(protos),
+                std::sync::Arc::new(Set::new(DataType::InetProto, false).with_elements(protos)),
             );
             table.sets.insert(
                 "s_mark".into(),
-                Set::new(DataType::Mark, false).with_elements(marks.into_iter().map(Value::Int)),
+                std::sync::Arc::new(
+                    Set::new(DataType::Mark, false)
+                        .with_elements(marks.into_iter().map(Value::Int)),
+                ),
             );
             table.sets.insert(
                 "s_np".into(),
-                Set::new(
-                    DataType::Concat(vec![
-                        DataType::Ipv4Addr,
-                        DataType::InetProto,
-                        DataType::InetService,
-                    ]),
-                    false,
-                )
-                .with_elements(nps.into_iter().map(|(a, p, port)| {
-                    Value::Concat(vec![
-                        Value::addr(Ipv4Addr::new(10, 1, 2, a)),
-                        p,
-                        Value::Int(port),
-                    ])
-                })),
+                std::sync::Arc::new(
+                    Set::new(
+                        DataType::Concat(vec![
+                            DataType::Ipv4Addr,
+                            DataType::InetProto,
+                            DataType::InetService,
+                        ]),
+                        false,
+                    )
+                    .with_elements(nps.into_iter().map(|(a, p, port)| {
+                        Value::Concat(vec![
+                            Value::addr(Ipv4Addr::new(10, 1, 2, a)),
+                            p,
+                            Value::Int(port),
+                        ])
+                    })),
+                ),
             );
             table.maps.insert(
                 "m_if".into(),
-                Map::new(DataType::IfName, false).with_entries([
+                std::sync::Arc::new(Map::new(DataType::IfName, false).with_entries([
                     (Value::name("eth0"), Verdict::jump("target")),
                     (Value::name("cali1"), Verdict::goto("target")),
                     (Value::name("lo"), Verdict::Accept),
-                ]),
+                ])),
             );
-            table
-                .chains
-                .insert("target".into(), Chain::regular([Rule::new().accept()]));
+            table.chains.insert(
+                "target".into(),
+                std::sync::Arc::new(Chain::regular([Rule::new().accept()])),
+            );
             let rules = rules
                 .into_iter()
                 .map(|(mut rule, negate)| {
@@ -410,13 +422,15 @@ fn table(families: Vec<IpFamily>) -> impl Strategy<Value = Table> {
                 })
                 .collect::<Vec<_>>();
             let policy = if drop { Policy::Drop } else { Policy::Accept };
-            table.chains.insert("c".into(), Chain::regular(rules));
+            table
+                .chains
+                .insert("c".into(), std::sync::Arc::new(Chain::regular(rules)));
             table.chains.insert(
                 "base".into(),
-                Chain::base(
+                std::sync::Arc::new(Chain::base(
                     BaseChain::filter(Hook::Output, prio, policy),
                     [Rule::new().jump("c")],
-                ),
+                )),
             );
             table
         },
@@ -471,6 +485,7 @@ fn round_trip(id: TableId, families: Vec<IpFamily>) {
                 .table_mut(id.clone())
                 .chains
                 .get_mut("c")
+                .map(std::sync::Arc::make_mut)
                 .expect("chain c");
             total.set(total.get() + chain.rules.len());
             dropped.set(dropped.get() + bad.len());

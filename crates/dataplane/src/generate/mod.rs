@@ -32,7 +32,9 @@
 //! endpoint's chain is one verdict-map lookup however many endpoints there
 //! are, and an address set of any size is one set lookup.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use calico_nftables::{
     BaseChain, Chain, ChainType, CtState, DataType, Family, Hook, IpFamily, Key, Map, Policy, Rhs,
@@ -43,6 +45,9 @@ use calico_policy::program::{Dataplane, Direction, EndpointProgram, TierAction, 
 use calico_policy::{IpSetId, PolicyKey};
 
 mod host;
+mod incremental;
+
+pub use incremental::{Dirty, Generator};
 
 use crate::config::{DataplaneConfig, EndpointToHostAction};
 use crate::names::{self, EndpointChain};
@@ -129,6 +134,22 @@ pub fn generate_with_report(dp: &Dataplane, config: &DataplaneConfig) -> Generat
     Generation {
         ruleset,
         skipped: endpoints.skipped,
+    }
+}
+
+/// Puts `value` in `objects` under `name`, keeping the one there if equal
+/// (a chain, set or map kept from the last generation is the same `Arc`,
+/// which the reconciler skips without comparing).
+fn put<T: PartialEq>(objects: &mut BTreeMap<String, Arc<T>>, name: String, value: T) {
+    match objects.entry(name) {
+        Entry::Occupied(mut old) => {
+            if **old.get() != value {
+                old.insert(Arc::new(value));
+            }
+        }
+        Entry::Vacant(slot) => {
+            slot.insert(Arc::new(value));
+        }
     }
 }
 
@@ -277,7 +298,7 @@ impl<'a> TableBuilder<'a> {
     }
 
     fn chain(&mut self, name: impl Into<String>, rules: Vec<Rule>) {
-        self.table.chains.insert(name.into(), Chain::regular(rules));
+        put(&mut self.table.chains, name.into(), Chain::regular(rules));
     }
 
     fn marks(&self) -> crate::config::Marks {
@@ -385,7 +406,8 @@ impl<'a> TableBuilder<'a> {
         otherwise: Option<Rule>,
     ) {
         let map = names::dispatch_map(chain);
-        self.table.maps.insert(
+        put(
+            &mut self.table.maps,
             map.clone(),
             Map::new(DataType::IfName, false).with_entries(
                 entries
@@ -415,27 +437,40 @@ impl<'a> TableBuilder<'a> {
                 from.insert(iface, Verdict::Drop);
                 continue;
             }
-            let tw = names::endpoint_chain(EndpointChain::ToWorkload, iface);
-            let fw = names::endpoint_chain(EndpointChain::FromWorkload, iface);
-            let ingress = self.endpoint_chain(
-                &ep.normal.ingress,
-                &ep.profiles,
-                Direction::Ingress,
-                Stage::Normal,
-                None,
-            );
-            let egress = self.endpoint_chain(
-                &ep.normal.egress,
-                &ep.profiles,
-                Direction::Egress,
-                Stage::Normal,
-                None,
-            );
-            self.chain(tw.clone(), ingress);
-            self.chain(fw.clone(), egress);
+            let (tw, fw) = self.workload_endpoint(iface, ep);
             to.insert(iface, Verdict::goto(tw));
             from.insert(iface, Verdict::goto(fw));
         }
+        self.workload_dispatch(from, to);
+    }
+
+    /// The ingress and egress chains of a workload with an address in this
+    /// family, by name.
+    fn workload_endpoint(&mut self, iface: &str, ep: &EndpointProgram) -> (String, String) {
+        let tw = names::endpoint_chain(EndpointChain::ToWorkload, iface);
+        let fw = names::endpoint_chain(EndpointChain::FromWorkload, iface);
+        let ingress = self.endpoint_chain(
+            &ep.normal.ingress,
+            &ep.profiles,
+            Direction::Ingress,
+            Stage::Normal,
+            None,
+        );
+        let egress = self.endpoint_chain(
+            &ep.normal.egress,
+            &ep.profiles,
+            Direction::Egress,
+            Stage::Normal,
+            None,
+        );
+        self.chain(tw.clone(), ingress);
+        self.chain(fw.clone(), egress);
+        (tw, fw)
+    }
+
+    /// The workload dispatch chains and maps, and the chain for traffic
+    /// from workloads to the host.
+    fn workload_dispatch(&mut self, from: BTreeMap<&str, Verdict>, to: BTreeMap<&str, Verdict>) {
         let unknown = || Some(Rule::new().drop().comment("unknown interface"));
         self.dispatch(names::FROM_WORKLOAD_DISPATCH, Key::Iifname, from, unknown());
         self.dispatch(names::TO_WORKLOAD_DISPATCH, Key::Oifname, to, unknown());
@@ -470,7 +505,8 @@ impl<'a> TableBuilder<'a> {
     }
 
     fn base(&mut self, name: &str, hook: Hook, priority: i32, rules: Vec<Rule>) {
-        self.table.chains.insert(
+        put(
+            &mut self.table.chains,
             name.to_string(),
             Chain::base(
                 BaseChain {
@@ -640,28 +676,40 @@ impl<'a> TableBuilder<'a> {
     fn policy_chains(&mut self) {
         let policies = std::mem::take(&mut self.policies_used);
         for (key, direction) in &policies {
-            let Some(policy) = self.dp.policies.get(key) else {
-                continue;
-            };
-            let rules = policy
-                .rules(*direction)
-                .iter()
-                .flat_map(|r| self.writer.rule(r))
-                .collect();
-            self.chain(names::policy_chain(key, *direction), rules);
+            if let Some(rules) = self.policy_rules(key, *direction) {
+                self.chain(names::policy_chain(key, *direction), rules);
+            }
         }
         let profiles = std::mem::take(&mut self.profiles_used);
         for (name, direction) in &profiles {
-            let Some(profile) = self.dp.profiles.get(name) else {
-                continue;
-            };
-            let rules = profile
-                .rules(*direction)
+            if let Some(rules) = self.profile_rules(name, *direction) {
+                self.chain(names::profile_chain(name, *direction), rules);
+            }
+        }
+    }
+
+    /// The rules of a policy's chain; `None` for an unknown policy.
+    fn policy_rules(&mut self, key: &PolicyKey, direction: Direction) -> Option<Vec<Rule>> {
+        let policy = self.dp.policies.get(key)?;
+        Some(
+            policy
+                .rules(direction)
                 .iter()
                 .flat_map(|r| self.writer.rule(r))
-                .collect();
-            self.chain(names::profile_chain(name, *direction), rules);
-        }
+                .collect(),
+        )
+    }
+
+    /// The rules of a profile's chain; `None` for an unknown profile.
+    fn profile_rules(&mut self, name: &str, direction: Direction) -> Option<Vec<Rule>> {
+        let profile = self.dp.profiles.get(name)?;
+        Some(
+            profile
+                .rules(direction)
+                .iter()
+                .flat_map(|r| self.writer.rule(r))
+                .collect(),
+        )
     }
 
     fn sets(&mut self) {
@@ -672,22 +720,26 @@ impl<'a> TableBuilder<'a> {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         for (id, usage) in used {
-            let addr = if self.fam.v6 {
-                DataType::Ipv6Addr
-            } else {
-                DataType::Ipv4Addr
-            };
-            let (key, interval) = match usage {
-                SetUse::Addresses => (addr, true),
-                SetUse::NamedPorts => (
-                    DataType::Concat(vec![addr, DataType::InetProto, DataType::InetService]),
-                    false,
-                ),
-            };
-            let set =
-                Set::new(key, interval).with_elements(set_members(self.dp, self.fam, &id, usage));
-            self.table.sets.insert(names::ip_set(&id, self.fam.v6), set);
+            let set = self.set(&id, usage);
+            put(&mut self.table.sets, names::ip_set(&id, self.fam.v6), set);
         }
+    }
+
+    /// The named set for an IP set used as `usage`.
+    fn set(&self, id: &IpSetId, usage: SetUse) -> Set {
+        let addr = if self.fam.v6 {
+            DataType::Ipv6Addr
+        } else {
+            DataType::Ipv4Addr
+        };
+        let (key, interval) = match usage {
+            SetUse::Addresses => (addr, true),
+            SetUse::NamedPorts => (
+                DataType::Concat(vec![addr, DataType::InetProto, DataType::InetService]),
+                false,
+            ),
+        };
+        Set::new(key, interval).with_elements(set_members(self.dp, self.fam, id, usage))
     }
 }
 

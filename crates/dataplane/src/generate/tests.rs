@@ -184,3 +184,50 @@ fn endpoint_chains_follow_the_program() {
     // Egress has no tiers: straight to the profile.
     assert_eq!(v4.chains["cali-fw-cali0000000000a"].rules.len(), 5);
 }
+
+/// A policy or profile an unchanged endpoint names comes and goes: the
+/// endpoint's chains change with it (a missing one is skipped), and the
+/// patched generation stays equal to a whole one.
+#[test]
+fn patched_endpoint_chains_follow_the_policies_they_name() {
+    let key = EndpointKey::workload("ns", "a");
+    let mut ep = endpoint(key, "cali0000000000a", "10.0.0.1/32");
+    let policy = PolicyKey::global("p");
+    ep.normal.ingress = vec![TierProgram {
+        name: "t1".into(),
+        default_action: TierAction::Deny,
+        policies: vec![policy.clone()],
+    }];
+    let mut dp = dataplane(vec![ep]);
+    let program = calico_policy::program::PolicyProgram {
+        key: policy.clone(),
+        tier: "t1".into(),
+        ingress: Vec::new(),
+        egress: Vec::new(),
+    };
+    let config = DataplaneConfig::default();
+    let mut generator = Generator::new(config.clone());
+    let check = |generator: &mut Generator, dp: &Dataplane, dirty: Dirty| {
+        assert_eq!(
+            generator.generate(dp, &dirty),
+            generate_with_report(dp, &config)
+        );
+    };
+    check(&mut generator, &dp, Dirty::default());
+    let policy_changed = || Dirty {
+        policies: [policy.clone()].into(),
+        ..Dirty::default()
+    };
+    dp.policies.insert(policy.clone(), program.clone());
+    check(&mut generator, &dp, policy_changed());
+    dp.policies.remove(&policy);
+    check(&mut generator, &dp, policy_changed());
+    dp.profiles.remove("allow");
+    let profile_changed = Dirty {
+        profiles: ["allow".to_string()].into(),
+        ..Dirty::default()
+    };
+    check(&mut generator, &dp, profile_changed.clone());
+    dp = dataplane(dp.endpoints.into_values().collect());
+    check(&mut generator, &dp, profile_changed);
+}

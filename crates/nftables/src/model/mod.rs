@@ -1,12 +1,21 @@
 //! The value model: a [`Ruleset`] is the complete state of the tables the
 //! agent owns. Everything is kept in `BTreeMap`s so that rendering, diffing
 //! and golden files are deterministic.
+//!
+//! Chains, sets and maps are held behind [`Arc`]: cloning a ruleset copies
+//! pointers, and two rulesets that share a chain (the same allocation) are
+//! known to agree on it without looking at its rules. A generator that
+//! keeps the chains it did not change from one generation to the next
+//! makes the reconciler's diff, validation and copy of the applied state
+//! cost in proportion to what changed ([`Arc::ptr_eq`] is the test). To
+//! edit a chain in place, use [`Arc::make_mut`].
 
 pub mod rule;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 pub use rule::{IpFamily, Key, Log, Match, PortProto, Rhs, Rule, Statement, Verdict};
 pub use value::{CtState, DataType, Value};
@@ -93,9 +102,9 @@ impl Ruleset {
 /// namespace in the kernel: a name may be used by only one of them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Table {
-    pub chains: BTreeMap<String, Chain>,
-    pub sets: BTreeMap<String, Set>,
-    pub maps: BTreeMap<String, Map>,
+    pub chains: BTreeMap<String, Arc<Chain>>,
+    pub sets: BTreeMap<String, Arc<Set>>,
+    pub maps: BTreeMap<String, Arc<Map>>,
 }
 
 impl Table {
@@ -104,17 +113,17 @@ impl Table {
     }
 
     pub fn with_chain(mut self, name: impl Into<String>, chain: Chain) -> Table {
-        self.chains.insert(name.into(), chain);
+        self.chains.insert(name.into(), Arc::new(chain));
         self
     }
 
     pub fn with_set(mut self, name: impl Into<String>, set: Set) -> Table {
-        self.sets.insert(name.into(), set);
+        self.sets.insert(name.into(), Arc::new(set));
         self
     }
 
     pub fn with_map(mut self, name: impl Into<String>, map: Map) -> Table {
-        self.maps.insert(name.into(), map);
+        self.maps.insert(name.into(), Arc::new(map));
         self
     }
 }
@@ -307,4 +316,35 @@ impl Map {
     pub fn same_definition(&self, other: &Map) -> bool {
         self.key == other.key && self.interval == other.interval
     }
+}
+
+/// One name of two sorted maps walked side by side.
+pub(crate) enum Paired<'a, T> {
+    Before(&'a str),
+    After(&'a str, &'a T),
+    Both(&'a str, &'a T, &'a T),
+}
+
+/// The names of `before` and `after` in order, each with what the two maps
+/// hold for it: one pass over both, without a lookup per name.
+pub(crate) fn paired<'a, T>(
+    before: &'a BTreeMap<String, T>,
+    after: &'a BTreeMap<String, T>,
+) -> impl Iterator<Item = Paired<'a, T>> {
+    let mut b = before.iter().peekable();
+    let mut a = after.iter().peekable();
+    std::iter::from_fn(move || match (b.peek(), a.peek()) {
+        (None, None) => None,
+        (Some(_), None) => b.next().map(|(n, _)| Paired::Before(n)),
+        (None, Some(_)) => a.next().map(|(n, v)| Paired::After(n, v)),
+        (Some((bn, _)), Some((an, _))) => match bn.cmp(an) {
+            std::cmp::Ordering::Less => b.next().map(|(n, _)| Paired::Before(n)),
+            std::cmp::Ordering::Greater => a.next().map(|(n, v)| Paired::After(n, v)),
+            std::cmp::Ordering::Equal => {
+                let (n, bv) = b.next()?;
+                let (_, av) = a.next()?;
+                Some(Paired::Both(n, bv, av))
+            }
+        },
+    })
 }

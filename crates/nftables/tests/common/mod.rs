@@ -33,52 +33,56 @@ pub fn sample_table(workloads: usize) -> Table {
 
     table.sets.insert(
         "cali40all-hosts".into(),
-        Set::new(DataType::Ipv4Addr, true).with_elements([
+        std::sync::Arc::new(Set::new(DataType::Ipv4Addr, true).with_elements([
             v4("10.0.0.0/24"),
             v4("10.0.1.0/24"),
             v4("192.168.7.1/32"),
-        ]),
+        ])),
     );
     table.sets.insert(
         "cali40s-web".into(),
-        Set::new(DataType::Ipv4Addr, false).with_elements(
+        std::sync::Arc::new(Set::new(DataType::Ipv4Addr, false).with_elements(
             (0..workloads as u32).map(|i| Value::addr(std::net::Ipv4Addr::from(0x0a80_0000 + i))),
-        ),
+        )),
     );
     table.sets.insert(
         "cali60s-web".into(),
-        Set::new(DataType::Ipv6Addr, true).with_elements([
+        std::sync::Arc::new(Set::new(DataType::Ipv6Addr, true).with_elements([
             Value::net("fd00:10::/64".parse::<ipnet::IpNet>().unwrap()),
             Value::addr("fd00:20::5".parse::<std::net::Ipv6Addr>().unwrap()),
-        ]),
+        ])),
     );
     table.sets.insert(
         "cali40np-http".into(),
-        Set::new(
-            DataType::Concat(vec![
-                DataType::Ipv4Addr,
-                DataType::InetProto,
-                DataType::InetService,
+        std::sync::Arc::new(
+            Set::new(
+                DataType::Concat(vec![
+                    DataType::Ipv4Addr,
+                    DataType::InetProto,
+                    DataType::InetService,
+                ]),
+                false,
+            )
+            .with_elements([
+                Value::Concat(vec![
+                    Value::addr([10, 128, 0, 1]),
+                    Value::Int(6),
+                    Value::port(8080),
+                ]),
+                Value::Concat(vec![
+                    Value::addr([10, 128, 0, 2]),
+                    Value::Int(6),
+                    Value::port(8443),
+                ]),
             ]),
-            false,
-        )
-        .with_elements([
-            Value::Concat(vec![
-                Value::addr([10, 128, 0, 1]),
-                Value::Int(6),
-                Value::port(8080),
-            ]),
-            Value::Concat(vec![
-                Value::addr([10, 128, 0, 2]),
-                Value::Int(6),
-                Value::port(8443),
-            ]),
-        ]),
+        ),
     );
     table.sets.insert(
         "cali-ports-admin".into(),
-        Set::new(DataType::InetService, true)
-            .with_elements([Value::port(22), Value::ports(9000, 9100)]),
+        std::sync::Arc::new(
+            Set::new(DataType::InetService, true)
+                .with_elements([Value::port(22), Value::ports(9000, 9100)]),
+        ),
     );
 
     let mut from_wl = Map::new(DataType::IfName, false);
@@ -93,12 +97,16 @@ pub fn sample_table(workloads: usize) -> Table {
             Verdict::goto(format!("cali-tw-{iface}")),
         );
     }
-    table.maps.insert("cali-from-wl-dispatch".into(), from_wl);
-    table.maps.insert("cali-to-wl-dispatch".into(), to_wl);
+    table
+        .maps
+        .insert("cali-from-wl-dispatch".into(), std::sync::Arc::new(from_wl));
+    table
+        .maps
+        .insert("cali-to-wl-dispatch".into(), std::sync::Arc::new(to_wl));
 
     table.chains.insert(
         "filter-FORWARD".into(),
-        Chain::base(
+        std::sync::Arc::new(Chain::base(
             BaseChain::filter(Hook::Forward, 0, Policy::Accept),
             [
                 Rule::new()
@@ -119,11 +127,11 @@ pub fn sample_table(workloads: usize) -> Table {
                     .drop()
                     .comment("Unknown interface"),
             ],
-        ),
+        )),
     );
     table.chains.insert(
         "filter-INPUT".into(),
-        Chain::base(
+        std::sync::Arc::new(Chain::base(
             BaseChain::filter(Hook::Input, 0, Policy::Accept),
             [
                 Rule::new()
@@ -137,11 +145,11 @@ pub fn sample_table(workloads: usize) -> Table {
                     )
                     .accept(),
             ],
-        ),
+        )),
     );
     table.chains.insert(
         "cali-pi-default.web".into(),
-        Chain::regular([
+        std::sync::Arc::new(Chain::regular([
             Rule::new()
                 .matching(Key::Saddr(IpFamily::V4), Rhs::set("cali40all-hosts"))
                 .matching(
@@ -180,12 +188,12 @@ pub fn sample_table(workloads: usize) -> Table {
                 .matching(Key::Dport(PortProto::Udp), Value::ports(5000, 5100))
                 .log("calico-packet: ")
                 .drop(),
-        ]),
+        ])),
     );
     for iface in &ifaces {
         table.chains.insert(
             format!("cali-tw-{iface}"),
-            Chain::regular([
+            std::sync::Arc::new(Chain::regular([
                 Rule::new().set_mark(MARK_ACCEPT | MARK_PASS, 0),
                 Rule::new().jump("cali-pi-default.web"),
                 Rule::new()
@@ -195,11 +203,11 @@ pub fn sample_table(workloads: usize) -> Table {
                     .counter()
                     .drop()
                     .comment("Drop if no policies passed packet"),
-            ]),
+            ])),
         );
         table.chains.insert(
             format!("cali-fw-{iface}"),
-            Chain::regular([
+            std::sync::Arc::new(Chain::regular([
                 Rule::new()
                     .not_matching(Key::Saddr(IpFamily::V4), Value::addr([10, 128, 0, 1]))
                     .matching(Key::Iifname, Value::name(iface.as_str()))
@@ -208,7 +216,7 @@ pub fn sample_table(workloads: usize) -> Table {
                 Rule::new()
                     .matching(Key::Mark { mask: MARK_PASS }, Value::Int(0))
                     .accept(),
-            ]),
+            ])),
         );
     }
     table
