@@ -68,6 +68,17 @@ pub enum Command {
     /// addresses, settings.
     #[command(subcommand)]
     Ipam(IpamCommand),
+    /// Calico node management.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Check the status of the Calico node instance: whether it runs, and
+    /// its BGP peerings. Reads the agent's status socket
+    /// (CALICO_BGP_STATUS_SOCKET, default /var/run/calico/bgp.ctl).
+    Status,
 }
 
 /// Where resources are read from.

@@ -12,6 +12,12 @@
 //! detected, rules and routes programmed and the health and metrics ports
 //! opened inside it, while the process itself stays where it is (one agent
 //! per simulated node).
+//!
+//! BGP: `CALICO_NETWORKING_BACKEND` (`bird`, the default, runs the BGP
+//! speaker; `vxlan` and `none` do not), `CALICO_ROUTER_ID` (an IPv4
+//! address), and `CALICO_BGP_STATUS_SOCKET`, the Unix socket
+//! `calicoctl node status` reads (default `/var/run/calico/bgp.ctl`; give
+//! each agent on one machine its own).
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::TcpStream;

@@ -5,6 +5,7 @@ mod explain;
 mod get;
 mod ipam;
 mod label;
+mod node;
 mod patch;
 mod resources;
 mod selector;
@@ -17,7 +18,7 @@ use anyhow::bail;
 use calico_datastore::display_chain;
 use calico_model::kind::Kind;
 
-use crate::cli::{Cli, Command, PolicyCommand};
+use crate::cli::{Cli, Command, NodeCommand, PolicyCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Selector(command) => Ok(selector::run(&command)),
         Command::Policy(PolicyCommand::Explain(args)) => explain::run(global, &args).await,
         Command::Ipam(command) => ipam::run(global, &command).await,
+        Command::Node(NodeCommand::Status) => node::status().await.map(|()| ExitCode::SUCCESS),
     }
 }
 

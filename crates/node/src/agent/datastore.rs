@@ -8,6 +8,7 @@ use calico_model::resource::AnyResource;
 use calico_policy::Update;
 use tracing::{debug, info, warn};
 
+use super::bgp::BgpResources;
 use super::feed::{Feed, FeedEvent, Item};
 use super::{Agent, Known, resources};
 use crate::metrics;
@@ -103,7 +104,10 @@ impl Agent {
 
     /// Whether the engine takes this resource (not configuration).
     fn engine_resource(&self, resource: &AnyResource) -> bool {
-        !matches!(resource, AnyResource::FelixConfiguration(_))
+        !matches!(
+            resource,
+            AnyResource::FelixConfiguration(_) | AnyResource::CalicoNodeStatus(_)
+        ) && !BgpResources::takes(resource)
     }
 
     fn reject(&mut self, key: &str, error: &str) {
@@ -128,6 +132,7 @@ impl Agent {
                     self.known.insert(key, Known::Ignored);
                 }
                 self.dirty_routes = true;
+                self.bgp.dirty = true;
             }
             Item::Resource(resource) => match *resource {
                 AnyResource::FelixConfiguration(config) => {
@@ -140,6 +145,24 @@ impl Agent {
                         self.layers.set_per_host(Some(&config.spec));
                         self.known.insert(key, Known::HostConfig);
                         self.config_dirty = true;
+                    } else {
+                        self.known.insert(key, Known::Ignored);
+                    }
+                }
+                AnyResource::CalicoNodeStatus(status) => {
+                    let known = if self.reports.put(&key, status, std::time::Instant::now()) {
+                        Known::NodeStatus
+                    } else {
+                        Known::Ignored
+                    };
+                    self.known.insert(key, known);
+                }
+                resource if BgpResources::takes(&resource) => {
+                    // Without BGP networking these are not needed.
+                    if self.bgp.enabled() {
+                        self.bgp.resources.put(&key, resource);
+                        self.bgp.dirty = true;
+                        self.known.insert(key, Known::Bgp);
                     } else {
                         self.known.insert(key, Known::Ignored);
                     }
@@ -187,7 +210,13 @@ impl Agent {
             Some(Known::Affinity(block)) => {
                 self.affine_blocks.remove(&block);
                 self.dirty_routes = true;
+                self.bgp.dirty = true;
             }
+            Some(Known::Bgp) => {
+                self.bgp.resources.remove(key);
+                self.bgp.dirty = true;
+            }
+            Some(Known::NodeStatus) => self.reports.remove(key),
             Some(Known::Ignored) | None => {}
         }
     }

@@ -74,6 +74,11 @@ pub fn is_relevant(kind: Kind) -> bool {
             | Kind::HostEndpoint
             | Kind::WorkloadEndpoint
             | Kind::FelixConfiguration
+            | Kind::Node
+            | Kind::BgpConfiguration
+            | Kind::BgpPeer
+            | Kind::IpPool
+            | Kind::CalicoNodeStatus
     )
 }
 
@@ -231,8 +236,8 @@ mod tests {
             Feed::Resources.decode(&garbage),
             Some(Item::Unreadable(_))
         ));
-        let pool = kv(&format!("{root}ippools/p"), "{}");
-        assert!(Feed::Resources.decode(&pool).is_none());
+        let ipam_config = kv(&format!("{root}ipamconfigurations/default"), "{}");
+        assert!(Feed::Resources.decode(&ipam_config).is_none());
         assert!(Feed::Resources.decode(&kv("/calico/other", "{}")).is_none());
     }
 

@@ -19,6 +19,7 @@
 //! view; the first apply after a restart diffs against the kernel's
 //! tables, so established connections keep flowing.
 
+pub mod bgp;
 mod datastore;
 pub mod feed;
 pub mod mirror;
@@ -46,6 +47,10 @@ use crate::env::Env;
 use crate::health::HealthStatus;
 use crate::metrics::Metrics;
 use crate::routes::{self, DesiredRoutes};
+use bgp::Bgp;
+use bgp::reports::{self as node_status, Reports, Written};
+use bgp::runner::{Runner, Running};
+use bgp::socket::StatusServer;
 use feed::{Feed, FeedEvent};
 use mirror::Mirror;
 use settings::{Server, Ticker, spawn_ticker};
@@ -108,6 +113,8 @@ pub enum Msg {
     Feed(Feed, FeedEvent),
     Dataplane(Outcome),
     Tick(Tick),
+    /// The CalicoNodeStatus writer finished with the resource under a key.
+    NodeStatus(String, Written),
     Shutdown,
 }
 
@@ -131,6 +138,10 @@ enum Known {
     GlobalConfig,
     HostConfig,
     Affinity(IpNet),
+    /// Input to the BGP settings.
+    Bgp,
+    /// A CalicoNodeStatus for this node.
+    NodeStatus,
     /// Read but not used (another node's FelixConfiguration, a pending
     /// affinity).
     Ignored,
@@ -143,7 +154,10 @@ where
     B: Backend + Clone + 'static,
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut agent = Agent::new(options, tx.clone())?;
+    let status_socket = bgp::status_socket(&options.env);
+    let (running_tx, running) = watch::channel::<Option<Running>>(None);
+    let (jobs_tx, jobs) = mpsc::unbounded_channel();
+    let mut agent = Agent::new(options, tx.clone(), running_tx, jobs_tx)?;
 
     let mut tasks = Vec::new();
     for feed in [Feed::Resources, Feed::Affinities] {
@@ -156,6 +170,28 @@ where
         )));
     }
     tasks.push(spawn_signals(tx.clone())?);
+    {
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(node_status::writer(
+            calico_client::Client::new(backend.clone()),
+            jobs,
+            running.clone(),
+            move |key, outcome| tx.send(Msg::NodeStatus(key, outcome)).is_ok(),
+        )));
+    }
+    // The status socket answers whether or not BGP runs (calicoctl then
+    // says that no BGP daemon runs); failing to open it stops nothing.
+    let status_server = match StatusServer::start(&status_socket, running) {
+        Ok(server) => {
+            info!(path = %status_socket.display(), "serving BGP status");
+            Some(server)
+        }
+        Err(e) => {
+            let error = calico_datastore::display_chain(&e);
+            error!(error, "cannot serve BGP status");
+            None
+        }
+    };
     agent.heartbeat = Some(spawn_ticker(&tx, Tick::Heartbeat, HEARTBEAT));
     agent.apply_config();
 
@@ -192,7 +228,12 @@ where
     for task in tasks {
         task.abort();
     }
+    drop(status_server);
+    let runner = agent.bgp.runner.take();
     agent.shutdown();
+    if let Some(runner) = runner {
+        runner.stop().await;
+    }
     Ok(())
 }
 
@@ -228,6 +269,8 @@ struct Agent {
     mirror: Mirror,
     known: HashMap<String, Known>,
     affine_blocks: BTreeSet<IpNet>,
+    bgp: Bgp,
+    reports: Reports,
     listed: HashSet<Feed>,
     in_sync: bool,
     /// Datastore updates handled since the last flush.
@@ -265,7 +308,12 @@ struct Agent {
 }
 
 impl Agent {
-    fn new(options: AgentOptions, tx: mpsc::UnboundedSender<Msg>) -> Result<Agent, AgentError> {
+    fn new(
+        options: AgentOptions,
+        tx: mpsc::UnboundedSender<Msg>,
+        running: watch::Sender<Option<Running>>,
+        node_status_jobs: mpsc::UnboundedSender<node_status::Job>,
+    ) -> Result<Agent, AgentError> {
         let AgentOptions {
             node_name,
             netns,
@@ -274,6 +322,15 @@ impl Agent {
             metrics,
         } = options;
         let layers = Layers::from_env(&env);
+        let runner = if bgp::enabled(&env) {
+            info!("BGP networking is on: the speaker starts once the node's settings are known");
+            Some(Runner::start(netns.clone(), running))
+        } else {
+            info!("BGP networking is off (CALICO_NETWORKING_BACKEND)");
+            None
+        };
+        let bgp = Bgp::new(runner, bgp::router_id(&env));
+        let reports = Reports::new(node_name.clone(), node_status_jobs);
         let (initial, _) = layers.resolve();
         let route_protocol = routes::route_protocol(initial.device_route_protocol);
         let tables = [Family::Ip, Family::Ip6]
@@ -314,6 +371,8 @@ impl Agent {
             mirror,
             known: HashMap::new(),
             affine_blocks: BTreeSet::new(),
+            bgp,
+            reports,
             listed: HashSet::new(),
             in_sync: false,
             feed_updates: false,
@@ -359,6 +418,7 @@ impl Agent {
             }
             Msg::Dataplane(outcome) => self.on_outcome(outcome),
             Msg::Tick(tick) => self.on_tick(tick),
+            Msg::NodeStatus(key, outcome) => self.reports.written(&key, outcome, Instant::now()),
             Msg::Shutdown => return false,
         }
         true
@@ -490,6 +550,8 @@ impl Agent {
         if !self.in_sync {
             return;
         }
+        self.bgp.flush(&self.node, &self.affine_blocks);
+        self.reports.poll(Instant::now());
         let mut job = Job::default();
         if self.dirty_rules {
             self.dirty_rules = false;

@@ -206,6 +206,9 @@ impl AgentProcess {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CALICO_NODENAME_FILE", dir.path().join("nodename"))
+            // Each agent its own status socket, so agents of parallel
+            // tests never share one.
+            .env("CALICO_BGP_STATUS_SOCKET", dir.path().join("bgp.ctl"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
@@ -221,6 +224,11 @@ impl AgentProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    /// The agent's BGP status socket (unless the test set another).
+    pub fn status_socket(&self) -> PathBuf {
+        self._dir.path().join("bgp.ctl")
     }
 
     pub fn log(&self) -> String {
