@@ -404,6 +404,30 @@ fn two_nodes_mesh_exchange_blocks_and_report_status() {
         },
     );
 
+    // The status follows the node every period without the resource
+    // changing: a block node-b claims now shows up among node-a's routes.
+    let lists_block = |s: &CalicoNodeStatus| {
+        s.status
+            .routes
+            .routes_v4
+            .iter()
+            .any(|r| r.destination == "192.168.30.0/26" && r.gateway == B_IP)
+    };
+    assert!(!lists_block(&cluster.node_status_resource("node-a-status")));
+    cluster.claim("node-b", "192.168.30.0/26");
+    wait_for(
+        WAIT,
+        "the next period's status to list node-b's new block",
+        || lists_block(&cluster.node_status_resource("node-a-status")),
+        || {
+            format!(
+                "{:#?}\n{}",
+                cluster.node_status_resource("node-a-status").status,
+                logs()
+            )
+        },
+    );
+
     // With no agent answering, calicoctl says so and fails.
     let output = node_status(&sock_a.with_file_name("nobody.ctl"));
     assert!(!output.status.success(), "{output:?}");

@@ -18,6 +18,10 @@
 //! delivered a complete listing, so a restart never applies a partial
 //! view; the first apply after a restart diffs against the kernel's
 //! tables, so established connections keep flowing.
+//!
+//! With BGP networking on, the same loop also keeps the inputs of this
+//! node's BGP settings and hands the settings to the speaker's task after
+//! each burst; see [`bgp`].
 
 pub mod bgp;
 mod datastore;
