@@ -362,6 +362,55 @@ fn two_nodes_mesh_exchange_blocks_and_report_status() {
     let text = stdout(&node_status(&sock_a));
     assert!(!text.contains("300.1.2.3"), "{text}");
 
+    // node-a's own resource made unusable for BGP (a cluster id that is
+    // not an address) is logged and the agent carries on; fixed, the
+    // settings apply again and the mesh is back.
+    let node_key = calico_model::keys::resource_key(Kind::Node, "", "node-a");
+    let original = cluster
+        .rt
+        .block_on(cluster.backend.get(&node_key))
+        .expect("reading node-a")
+        .expect("node-a exists")
+        .value;
+    let mut broken: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    broken["spec"]["bgp"]["routeReflectorClusterID"] = "not-an-address".into();
+    let put = |value: &[u8]| {
+        cluster
+            .rt
+            .block_on(cluster.backend.put(&node_key, value))
+            .expect("writing node-a");
+    };
+    put(broken.to_string().as_bytes());
+    wait_for(
+        WAIT,
+        "node-a to log that it cannot compute its BGP settings",
+        || {
+            agent_a
+                .log()
+                .contains("cannot compute this node's BGP settings")
+        },
+        logs,
+    );
+    let health = "127.0.0.1:9099".parse().unwrap();
+    assert!(
+        matches!(http_get(&cluster.net.a, health, "/liveness"), Ok((200, _))),
+        "{}",
+        agent_a.log()
+    );
+    put(&original);
+    wait_for(
+        WAIT,
+        "node-a to compute its BGP settings again",
+        || agent_a.log().contains("BGP settings can be computed again"),
+        logs,
+    );
+    wait_for(
+        WAIT,
+        "the mesh after node-a is fixed",
+        || established(&sock_a, B_IP) && established(&sock_b, A_IP),
+        logs,
+    );
+
     // A CalicoNodeStatus for node-a gets its status filled.
     let mut request = CalicoNodeStatus {
         metadata: ObjectMeta::named("node-a-status"),
