@@ -28,9 +28,14 @@ const WAIT: Duration = Duration::from_secs(60);
 const A_IP: &str = "10.99.0.1";
 const B_IP: &str = "10.99.0.2";
 
-/// The `calicoctl` binary of this build (built here if no earlier step
-/// built it).
+/// The `calicoctl` binary of this build (built here, once, if no earlier
+/// step built it: `cargo test --workspace` does).
 fn calicoctl() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(find_or_build_calicoctl).clone()
+}
+
+fn find_or_build_calicoctl() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> → target/<profile>/calicoctl
     let profile_dir = exe
