@@ -229,6 +229,8 @@ impl Cluster {
 
 #[test]
 fn two_nodes_mesh_exchange_blocks_and_report_status() {
+    // Found (or built) before any clock starts.
+    calicoctl();
     let cluster = Cluster::new();
     let agent_a = cluster.start("node-a", &cluster.net.a, A_IP, "bird");
     let agent_b = cluster.start("node-b", &cluster.net.b, B_IP, "bird");
@@ -498,6 +500,8 @@ fn two_nodes_mesh_exchange_blocks_and_report_status() {
 
 #[test]
 fn vxlan_backend_runs_no_speaker() {
+    // Found (or built) before any clock starts.
+    calicoctl();
     let cluster = Cluster::new();
     let agent = cluster.start("node-a", &cluster.net.a, A_IP, "vxlan");
     let output = node_status(&agent.status_socket());
