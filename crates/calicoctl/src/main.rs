@@ -10,6 +10,11 @@
 //! Beyond Calico: `selector check|match`, `convert` (kept from older
 //! calicoctl) and `policy explain`.
 //!
+//! `node status` asks the local calico-node agent over its status socket
+//! (`CALICO_BGP_STATUS_SOCKET`, default `/var/run/calico/bgp.ctl`) where
+//! Calico's looks for the agent's process and asks BIRD's control socket;
+//! the output is the same.
+//!
 //! Start at [`cli`] for the commands, then [`commands`].
 
 mod cli;
