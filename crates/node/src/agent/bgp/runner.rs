@@ -192,3 +192,93 @@ fn start_on(
     let task = tokio::spawn(driver.run());
     Ok(Speaker { port, handle, task })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+
+    use calico_bgp::speaker::SpeakerConfig;
+
+    use super::*;
+
+    fn settings(port: u16) -> Desired {
+        Desired {
+            speaker: SpeakerConfig {
+                local_as: 64512,
+                router_id: Ipv4Addr::new(10, 0, 0, 1),
+                cluster_id: None,
+                address_v4: None,
+                address_v6: None,
+            },
+            listen_port: port,
+            peers: Vec::new(),
+            originations: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    }
+
+    fn listening(port: u16) -> bool {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }
+
+    async fn next_start(
+        running: &mut watch::Receiver<Option<Running>>,
+        after: Option<SystemTime>,
+    ) -> Running {
+        let wait = running.wait_for(|r| {
+            r.as_ref()
+                .is_some_and(|r| after.is_none_or(|t| r.started > t))
+        });
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the speaker to start")
+            .unwrap()
+            .clone()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn starts_on_first_settings_restarts_on_a_new_port_and_stops() {
+        let (tx, mut running) = watch::channel(None);
+        let runner = Runner::start(None, tx);
+        let (first, second) = (free_port(), free_port());
+
+        runner.apply(settings(first));
+        let started = next_start(&mut running, None).await;
+        assert!(listening(first));
+
+        // Other settings on the same port keep the speaker.
+        let mut changed = settings(first);
+        changed.speaker.router_id = Ipv4Addr::new(10, 0, 0, 9);
+        runner.apply(changed);
+        let reconfigured = running.wait_for(|r| {
+            r.as_ref()
+                .is_some_and(|r| r.router_id == Ipv4Addr::new(10, 0, 0, 9))
+        });
+        let now = tokio::time::timeout(Duration::from_secs(10), reconfigured)
+            .await
+            .expect("the new settings to be applied")
+            .unwrap()
+            .clone()
+            .unwrap();
+        assert_eq!(now.started, started.started, "not restarted");
+
+        // A new listen port takes a new speaker.
+        std::thread::sleep(Duration::from_millis(5));
+        runner.apply(settings(second));
+        next_start(&mut running, Some(started.started)).await;
+        assert!(listening(second));
+        assert!(!listening(first));
+
+        runner.stop().await;
+        assert!(running.borrow().is_none());
+        assert!(!listening(second));
+    }
+}
