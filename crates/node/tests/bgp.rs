@@ -277,6 +277,10 @@ fn two_nodes_mesh_exchange_blocks_and_report_status() {
         lines[4], "| PEER ADDRESS |     PEER TYPE     | STATE |  SINCE   |    INFO     |",
         "{text}"
     );
+    // Rule, heading, rule, the one row, rule.
+    assert_eq!(lines.len(), 12, "{text}");
+    assert_eq!((lines[5], lines[7]), (lines[3], lines[3]), "{text}");
+    assert!(lines[6].starts_with(&format!("| {B_IP} ")), "{text}");
     let row = peer_row(&text, B_IP).unwrap_or_else(|| panic!("{text}"));
     assert_eq!(row.len(), 5, "{text}");
     assert!(
