@@ -22,7 +22,8 @@
 //! crate compare the kernel's behaviour with them.
 //!
 //! Where to start: [`generate()`] and the packet path drawn in [`generate`'s
-//! module](mod@crate::generate). The agent owns the tables
+//! module](mod@crate::generate); then [`Generator`] for how a node's
+//! ruleset is kept up to date in proportion to each change. The agent owns the tables
 //! [`DataplaneConfig::tables`] names (an `ip` and an `ip6` table, as
 //! Calico's nftables mode), and applies each new generation with
 //! `Reconciler::apply`, which sends only what changed.
@@ -39,12 +40,17 @@
 //! 3. One `calico_nftables::Reconciler` owning [`DataplaneConfig::tables`]
 //!    (`ip calico`, `ip6 calico`), driven from a dedicated thread or
 //!    `spawn_blocking`.
-//! 4. After each batch of engine updates: `generate_with_report(&engine.snapshot(),
-//!    &config)`, log every [`Skipped`] endpoint, `reconciler.apply(&ruleset)`
-//!    (only the difference is sent, in one atomic transaction); on a timer,
-//!    `reconciler.repair(&last)` to undo changes made behind its back.
-//!    Generation is proportional to the node's size (see `bench/RESULTS.md`),
-//!    so batching updates for a few tens of milliseconds keeps churn cheap.
+//! 4. After each batch of engine updates: [`Generator::generate`] with the
+//!    engine's output and the keys its `Changes` named since the last call
+//!    ([`Dirty::record`]), log every [`Skipped`] endpoint,
+//!    `reconciler.apply(&ruleset)` (only the difference is sent, in one
+//!    atomic transaction); on a timer, `reconciler.repair(&last)` to undo
+//!    changes made behind its back. The generator remakes only the chains
+//!    and sets that depend on what changed and hands back the others as
+//!    they were (the same `Arc`), so generation, the reconciler's
+//!    validation and diff, and its copy of the applied state cost in
+//!    proportion to the change ([`generate_with_report`] makes a whole
+//!    generation, the reference the generator is tested against).
 //! 5. Forwarding on and the workload routes are the CNI plugin's and
 //!    calico-netlink's business, not this crate's.
 //!

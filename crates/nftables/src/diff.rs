@@ -781,4 +781,51 @@ mod tests {
             }
         }
     }
+
+    /// Objects shared with the current ruleset (the same `Arc`) send
+    /// nothing, except a shared chain that refers to a set being re-created,
+    /// which must lose its rules first and get them back after.
+    #[test]
+    fn shared_objects_are_skipped_unless_their_references_go() {
+        let current = ruleset(
+            Table::new()
+                .with_set("s", set(&[1, 2]))
+                .with_chain(
+                    "a",
+                    Chain::regular([Rule::new()
+                        .matching(Key::Saddr(IpFamily::V4), Rhs::set("s"))
+                        .accept()]),
+                )
+                .with_chain("b", Chain::regular([jump("a")]))
+                .with_map("m", dispatch(&[("cali1", "a")])),
+        );
+        let shared = current.clone();
+        assert!(Transaction::diff(&current, &shared).ops.is_empty());
+
+        let mut desired = current.clone();
+        let table = desired.tables.get_mut(&id()).unwrap();
+        table
+            .chains
+            .insert("b".into(), Arc::new(Chain::regular([jump("a"), jump("a")])));
+        assert_eq!(
+            lines(&Transaction::diff(&current, &desired)),
+            vec![
+                "flush chain inet t b",
+                "add rule inet t b jump a",
+                "add rule inet t b jump a",
+            ]
+        );
+
+        let table = desired.tables.get_mut(&id()).unwrap();
+        table
+            .sets
+            .insert("s".into(), Arc::new(Set::new(DataType::Ipv4Addr, true)));
+        let ops = lines(&Transaction::diff(&current, &desired));
+        assert!(ops.contains(&"flush chain inet t a".to_string()), "{ops:?}");
+        assert!(ops.contains(&"delete set inet t s".to_string()), "{ops:?}");
+        assert!(
+            ops.iter().any(|o| o.starts_with("add rule inet t a ")),
+            "{ops:?}"
+        );
+    }
 }

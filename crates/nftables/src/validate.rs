@@ -898,4 +898,77 @@ mod tests {
                 .any(|p| p.message.contains("not an nft identifier"))
         );
     }
+
+    /// Checking only what is not shared with a valid ruleset finds exactly
+    /// what a whole check finds: in a changed chain, and in an unchanged
+    /// chain whose target went away or changed kind.
+    #[test]
+    fn checking_against_a_valid_ruleset_finds_the_same_problems() {
+        let id = TableId::inet("t");
+        let valid = table_with_rule(
+            Rule::new()
+                .matching(Key::Saddr(IpFamily::V4), Rhs::set("v4"))
+                .jump("target"),
+        );
+        assert!(valid.validate().is_empty());
+        let edit = |f: &dyn Fn(&mut Table)| {
+            let mut r = valid.clone();
+            f(r.tables.get_mut(&id).unwrap());
+            r
+        };
+        let cases = [
+            ("unchanged", valid.clone()),
+            (
+                "a new chain with a bad jump",
+                edit(&|t| {
+                    t.chains.insert(
+                        "d".into(),
+                        Arc::new(Chain::regular([Rule::new().jump("missing")])),
+                    );
+                }),
+            ),
+            (
+                "the target of an unchanged chain removed",
+                edit(&|t| {
+                    t.chains.remove("target");
+                }),
+            ),
+            (
+                "the target of an unchanged chain became a base chain",
+                edit(&|t| {
+                    t.chains.insert(
+                        "target".into(),
+                        Arc::new(Chain::base(
+                            BaseChain::filter(Hook::Output, 0, Policy::Accept),
+                            [],
+                        )),
+                    );
+                }),
+            ),
+            (
+                "a changed set with a bad element",
+                edit(&|t| {
+                    t.sets.insert(
+                        "ports".into(),
+                        Arc::new(
+                            Set::new(DataType::InetService, false)
+                                .with_elements([Value::Range(1, 2)]),
+                        ),
+                    );
+                }),
+            ),
+            (
+                "a set of another type",
+                edit(&|t| {
+                    t.sets
+                        .insert("v4".into(), Arc::new(Set::new(DataType::InetService, true)));
+                }),
+            ),
+        ];
+        for (name, ruleset) in cases {
+            let whole = ruleset.validate();
+            assert_eq!(ruleset.validate_against(&valid), whole, "{name}");
+            assert_eq!(whole.is_empty(), name == "unchanged", "{name}: {whole:?}");
+        }
+    }
 }

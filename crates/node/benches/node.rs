@@ -203,26 +203,32 @@ struct Result {
     rules: f64,
 }
 
-/// The agent's pipeline for one toggle, in process and without the kernel:
-/// the policy engine, generation, and the reconciler's validation, diff and
-/// copy of the whole ruleset. Mean milliseconds of each step.
+/// The agent's pipeline for one toggle, in process and without the kernel,
+/// as the agent runs it: the policy engine and the agent's copy of its
+/// output (`Mirror`), the generation patched from the last one, and the
+/// reconciler's validation (of what is not shared with the applied
+/// ruleset), diff and copy of the ruleset. Mean milliseconds of each step.
 fn in_process(resources: &[AnyResource], iterations: usize) -> [f64; 5] {
     use calico_nftables::Transaction;
+    use calico_node::agent::mirror::Mirror;
     use calico_policy::{EngineConfig, PolicyEngine};
     let mut engine = PolicyEngine::new(EngineConfig {
         local_node: Some(NODE.into()),
         ..EngineConfig::default()
     });
+    let mut mirror = Mirror::default();
+    mirror.reset(&engine);
     let updates = resources
         .iter()
         .filter_map(|r| calico_node::agent::resources::to_update(r.clone()).map(|(u, _)| u));
-    let (_, errors) = engine.apply_all(updates);
+    let (changes, errors) = engine.apply_all(updates);
     assert!(errors.is_empty(), "{errors:?}");
+    mirror.update(&engine, &changes);
     let config = calico_dataplane::DataplaneConfig {
         ipv6: false,
         ..calico_dataplane::DataplaneConfig::default()
     };
-    let mut previous = calico_dataplane::generate(&engine.snapshot(), &config);
+    let mut previous = mirror.generate(&config).ruleset;
     let mut totals = [0.0f64; 5];
     for i in 0..iterations {
         let action = if i % 2 == 0 {
@@ -231,14 +237,14 @@ fn in_process(resources: &[AnyResource], iterations: usize) -> [f64; 5] {
             Action::Deny
         };
         let t = Instant::now();
-        engine.apply(toggle(action).into()).expect("toggle");
-        let dp = engine.snapshot();
+        let changes = engine.apply(toggle(action).into()).expect("toggle");
+        mirror.update(&engine, &changes);
         totals[0] += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let ruleset = calico_dataplane::generate(&dp, &config);
+        let ruleset = mirror.generate(&config).ruleset;
         totals[1] += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        assert!(ruleset.validate().is_empty());
+        assert!(ruleset.validate_against(&previous).is_empty());
         totals[2] += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let diff = Transaction::diff(&previous, &ruleset);
@@ -249,6 +255,48 @@ fn in_process(resources: &[AnyResource], iterations: usize) -> [f64; 5] {
         totals[4] += t.elapsed().as_secs_f64();
     }
     totals.map(|t| t * 1e3 / iterations as f64)
+}
+
+/// What nft's own cost for one chain depends on, measured after the
+/// run (the agent's table still in place): the floor's change as is, the
+/// same with `add rule` alone (no flush), and the floor's change on a
+/// near-empty table of its own in the same namespace. Medians of 20.
+fn floor_variants(netns: &str, endpoints: usize) {
+    nft(
+        netns,
+        "add table ip bench-small\nadd chain ip bench-small c\n",
+    );
+    let variants: [(&str, &dyn Fn(usize) -> String); 3] = [
+        ("flush and add, agent's table", &|i| {
+            format!(
+                "flush chain ip calico bench-floor\nadd rule ip calico bench-floor tcp dport {} accept\n",
+                2000 + i
+            )
+        }),
+        ("add only, agent's table", &|i| {
+            format!(
+                "add rule ip calico bench-floor tcp dport {} accept\n",
+                3000 + i
+            )
+        }),
+        ("flush and add, small table", &|i| {
+            format!(
+                "flush chain ip bench-small c\nadd rule ip bench-small c tcp dport {} accept\n",
+                4000 + i
+            )
+        }),
+    ];
+    let mut report = Vec::new();
+    for (name, script) in variants {
+        let mut times: Vec<Duration> = (0..20).map(|i| nft(netns, &script(i))).collect();
+        times.sort();
+        report.push(format!("{name} {}", ms(percentile(&times, 50.0))));
+    }
+    nft(netns, "delete table ip bench-small\n");
+    eprintln!(
+        "scale {endpoints}: nft one-chain p50 (ms): {}",
+        report.join(", ")
+    );
 }
 
 fn run_scale(endpoints: usize, iterations: usize) -> Result {
@@ -275,7 +323,7 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
     resources.push(toggle(Action::Deny).into());
     let steps = in_process(&resources, 10);
     eprintln!(
-        "scale {endpoints}: in process (ms): engine+snapshot {:.2}, generate {:.2}, validate {:.2}, diff {:.2}, clone {:.2}",
+        "scale {endpoints}: in process (ms): engine+mirror {:.2}, generate {:.2}, validate {:.2}, diff {:.2}, clone {:.2}",
         steps[0], steps[1], steps[2], steps[3], steps[4]
     );
     create_all(&rt, &client, resources);
@@ -364,6 +412,7 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
         }
     }
     let after = read_metrics();
+    floor_variants(&netns, endpoints);
     let mean = |name: &str| {
         let count =
             metric(&after, &format!("{name}_count")) - metric(&before, &format!("{name}_count"));

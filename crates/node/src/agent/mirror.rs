@@ -1,7 +1,10 @@
 //! The agent's copy of the policy engine's output, kept up to date from
 //! each [`Changes`] instead of taking a whole snapshot on every update:
-//! only what changed is copied out of the engine.
+//! only what changed is copied out of the engine. It also remembers which
+//! keys it rewrote since the last generation ([`Dirty`]), so that the
+//! ruleset is patched ([`Generator`]) rather than generated whole.
 
+use calico_dataplane::{DataplaneConfig, Dirty, Generation, Generator};
 use calico_policy::program::{Dataplane, IpSet};
 use calico_policy::{Changes, PolicyEngine};
 
@@ -9,12 +12,16 @@ use calico_policy::{Changes, PolicyEngine};
 #[derive(Debug, Default)]
 pub struct Mirror {
     pub dataplane: Dataplane,
+    /// The keys rewritten since the last generation.
+    dirty: Dirty,
+    generator: Option<Generator>,
 }
 
 impl Mirror {
     /// Applies what one engine call changed (removals first, as the engine
     /// asks).
     pub fn update(&mut self, engine: &PolicyEngine, changes: &Changes) {
+        self.dirty.record(changes);
         let dp = &mut self.dataplane;
         for key in &changes.endpoints_removed {
             dp.endpoints.remove(key);
@@ -70,6 +77,19 @@ impl Mirror {
     /// Starts over from the engine's whole state.
     pub fn reset(&mut self, engine: &PolicyEngine) {
         self.dataplane = engine.snapshot();
+        self.dirty = Dirty::everything();
+    }
+
+    /// The ruleset for the mirrored state with `config`: the last one with
+    /// the chains and sets that depend on what changed since remade (the
+    /// same as a whole generation, at the cost of the change).
+    pub fn generate(&mut self, config: &DataplaneConfig) -> Generation {
+        let generator = self
+            .generator
+            .get_or_insert_with(|| Generator::new(config.clone()));
+        generator.set_config(config.clone());
+        let dirty = std::mem::take(&mut self.dirty);
+        generator.generate(&self.dataplane, &dirty)
     }
 
     /// A set as the mirror holds it (for tests and checks).
@@ -123,6 +143,7 @@ mod tests {
         });
         let mut mirror = Mirror::default();
         mirror.reset(&engine);
+        let config = DataplaneConfig::default();
         let mut profile = Profile {
             metadata: ObjectMeta::named("kns.ns"),
             ..Profile::default()
@@ -158,6 +179,11 @@ mod tests {
             let changes = engine.apply(update).unwrap();
             mirror.update(&engine, &changes);
             assert_eq!(mirror.dataplane, engine.snapshot(), "after step {i}");
+            assert_eq!(
+                mirror.generate(&config),
+                calico_dataplane::generate_with_report(&engine.snapshot(), &config),
+                "after step {i}"
+            );
         }
         assert_eq!(mirror.dataplane.endpoints.len(), 1);
         assert!(!mirror.dataplane.ip_sets.is_empty());

@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calico_dataplane::{DataplaneConfig, generate_with_report};
+use calico_dataplane::DataplaneConfig;
 use calico_datastore::Backend;
 use calico_nftables::{Family, Ruleset, TableId};
 use calico_policy::program::Failsafe;
@@ -561,7 +561,7 @@ impl Agent {
             self.dirty_rules = false;
             let started = Instant::now();
             self.mirror.dataplane.failsafe = self.failsafe.clone();
-            let generation = generate_with_report(&self.mirror.dataplane, &self.dataplane_config);
+            let generation = self.mirror.generate(&self.dataplane_config);
             let skipped: Vec<String> = generation.skipped.iter().map(ToString::to_string).collect();
             if skipped != self.last_skipped {
                 for s in &skipped {
