@@ -228,7 +228,18 @@ fn in_process(resources: &[AnyResource], iterations: usize) -> [f64; 5] {
         ipv6: false,
         ..calico_dataplane::DataplaneConfig::default()
     };
+    let t = Instant::now();
     let mut previous = mirror.generate(&config).ruleset;
+    let first = t.elapsed();
+    let t = Instant::now();
+    let whole = calico_dataplane::generate(&mirror.dataplane, &config);
+    let whole_time = t.elapsed();
+    assert_eq!(whole, previous);
+    eprintln!(
+        "first generation (ms): generator {}, whole generate {}",
+        ms(first),
+        ms(whole_time)
+    );
     let mut totals = [0.0f64; 5];
     for i in 0..iterations {
         let action = if i % 2 == 0 {
