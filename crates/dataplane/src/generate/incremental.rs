@@ -17,6 +17,12 @@
 //!   which interface;
 //! - the base chains: the settings alone.
 //!
+//! A change to policies or profiles alone (the common case) touches only
+//! their chains: no pass over the endpoints, the other policies or the
+//! sets. A change to endpoints walks the endpoints once (cheap checks, and
+//! the dispatch maps rebuilt), and a change to IP sets walks the policies
+//! and profiles in use.
+//!
 //! The result is always the one [`generate_with_report`] gives for the same
 //! input (a property test checks it after random sequences of changes).
 //! A whole generation is made instead of a patch on the first call, after
@@ -241,6 +247,8 @@ impl Generator {
                 memo,
                 dirty,
                 fresh,
+                refs_changed: false,
+                uses_changed: false,
             };
             patch.run(selection.as_ref());
             ruleset.tables.insert(id, patch.b.table);
@@ -265,6 +273,10 @@ struct Patch<'a, 'b> {
     memo: &'b mut Memo,
     dirty: &'b Dirty,
     fresh: bool,
+    /// Some workload's chains were made or dropped: what they name changed.
+    refs_changed: bool,
+    /// Some policy or profile chain came, went, or uses other sets.
+    uses_changed: bool,
 }
 
 impl Patch<'_, '_> {
@@ -282,9 +294,61 @@ impl Patch<'_, '_> {
         }
         self.b.policies_used.clear();
         self.b.profiles_used.clear();
-        self.policy_chains();
-        self.profile_chains();
-        self.sets();
+        // With the same workload chains and no IP set changed, only the
+        // chains of the changed policies and profiles can change.
+        if !self.fresh && !self.refs_changed && self.dirty.ip_sets.is_empty() {
+            self.changed_policy_chains();
+            self.changed_profile_chains();
+        } else {
+            self.policy_chains();
+            self.profile_chains();
+            self.uses_changed = true;
+        }
+        if self.uses_changed || !self.dirty.ip_sets.is_empty() {
+            self.sets();
+        }
+    }
+
+    /// [`Self::policy_chains`] for the changed policies only.
+    fn changed_policy_chains(&mut self) {
+        let dp = self.b.dp;
+        for key in &self.dirty.policies {
+            for direction in DIRECTIONS {
+                let slot = (key.clone(), direction);
+                let name = names::policy_chain(key, direction);
+                let before = self.memo.policy_chains.remove(&slot);
+                if self.memo.policy_refs.contains_key(&slot) && dp.policies.contains_key(key) {
+                    let rules = self.b.policy_rules(key, direction).unwrap_or_default();
+                    let sets = self.chain(name, rules);
+                    self.uses_changed |= before.is_none_or(|b| b.used != sets.used);
+                    self.memo.policy_chains.insert(slot, sets);
+                } else if before.is_some() {
+                    self.b.table.chains.remove(&name);
+                    self.uses_changed = true;
+                }
+            }
+        }
+    }
+
+    /// [`Self::profile_chains`] for the changed profiles only.
+    fn changed_profile_chains(&mut self) {
+        let dp = self.b.dp;
+        for profile in &self.dirty.profiles {
+            for direction in DIRECTIONS {
+                let slot = (profile.clone(), direction);
+                let name = names::profile_chain(profile, direction);
+                let before = self.memo.profile_chains.remove(&slot);
+                if self.memo.profile_refs.contains_key(&slot) && dp.profiles.contains_key(profile) {
+                    let rules = self.b.profile_rules(profile, direction).unwrap_or_default();
+                    let sets = self.chain(name, rules);
+                    self.uses_changed |= before.is_none_or(|b| b.used != sets.used);
+                    self.memo.profile_chains.insert(slot, sets);
+                } else if before.is_some() {
+                    self.b.table.chains.remove(&name);
+                    self.uses_changed = true;
+                }
+            }
+        }
     }
 
     /// The policies and profiles named by some workload chain whose
@@ -318,6 +382,7 @@ impl Patch<'_, '_> {
     /// (Re)makes one workload's chains and counts what they name.
     fn workload(&mut self, iface: &str, ep: &EndpointProgram) {
         self.forget_workload(iface);
+        self.refs_changed = true;
         self.b.workload_endpoint(iface, ep);
         let refs = Refs::of(ep);
         count(&mut self.memo.policy_refs, &refs.policies, true);
@@ -328,6 +393,7 @@ impl Patch<'_, '_> {
     /// Drops the chains of a workload, if it had any.
     fn forget_workload(&mut self, iface: &str) {
         if let Some(old) = self.memo.endpoints.remove(iface) {
+            self.refs_changed = true;
             count(&mut self.memo.policy_refs, &old.policies, false);
             count(&mut self.memo.profile_refs, &old.profiles, false);
             for kind in [EndpointChain::ToWorkload, EndpointChain::FromWorkload] {
