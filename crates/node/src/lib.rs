@@ -62,5 +62,6 @@ pub mod env;
 pub mod health;
 pub mod metrics;
 pub mod nodename;
+pub mod overlay;
 pub mod routes;
 pub mod startup;

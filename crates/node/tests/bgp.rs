@@ -22,7 +22,7 @@ use calico_model::node::CalicoNodeStatus;
 use calico_model::{Kind, ObjectMeta};
 use calico_netlink::testing::ScratchNetns;
 use ipnet::IpNet;
-use support::{AgentProcess, Store, http_get, runtime, wait_for};
+use support::{AgentProcess, Store, Underlay, http_get, runtime, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 const A_IP: &str = "10.99.0.1";
@@ -90,46 +90,6 @@ fn established(socket: &Path, peer: &str) -> bool {
         })
 }
 
-/// Two node namespaces joined by a veth pair: A has 10.99.0.1/24 on
-/// `eth0`, B 10.99.0.2/24. Both are removed on drop.
-struct Underlay {
-    a: ScratchNetns,
-    b: ScratchNetns,
-}
-
-impl Underlay {
-    fn new() -> Underlay {
-        let a = ScratchNetns::new("bgpa");
-        let b = ScratchNetns::new("bgpb");
-        a.exec(&[
-            "ip",
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            b.name(),
-        ])
-        .expect("creating the underlay veth pair");
-        for (ns, ip) in [(&a, A_IP), (&b, B_IP)] {
-            for cmd in [
-                vec!["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-                vec!["ip", "link", "set", "eth0", "up"],
-                vec!["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-            ] {
-                let cmd: Vec<&str> = cmd.iter().map(|s| s.as_ref()).collect();
-                ns.exec(&cmd)
-                    .unwrap_or_else(|e| panic!("underlay setup: {e}"));
-            }
-        }
-        Underlay { a, b }
-    }
-}
-
 /// The route to `prefix` that the BGP speaker installed (`ip` names
 /// unknown protocol numbers oddly, so the number is asked for).
 fn bgp_route(ns: &ScratchNetns, prefix: &str) -> String {
@@ -167,7 +127,7 @@ impl Cluster {
             store,
             backend,
             client,
-            net: Underlay::new(),
+            net: Underlay::new("bgp", A_IP, B_IP),
         }
     }
 

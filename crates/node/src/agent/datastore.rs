@@ -8,7 +8,7 @@ use calico_model::resource::AnyResource;
 use calico_policy::Update;
 use tracing::{debug, info, warn};
 
-use super::bgp::BgpResources;
+use super::bgp::ClusterResources;
 use super::feed::{Feed, FeedEvent, Item};
 use super::{Agent, Known, resources};
 use crate::metrics;
@@ -90,12 +90,13 @@ impl Agent {
         if self.listed.insert(feed) {
             info!(?feed, "initial listing received");
         }
-        if !self.in_sync && self.listed.len() == 2 {
+        if !self.in_sync && self.listed.len() == Feed::ALL.len() {
             info!("in sync with the datastore");
             self.in_sync = true;
             self.metrics.resync_state.set(metrics::RESYNC_IN_SYNC);
             self.dirty_rules = true;
             self.dirty_routes = true;
+            self.overlay.dirty = true;
         }
         if self.in_sync {
             self.metrics.resync_state.set(metrics::RESYNC_IN_SYNC);
@@ -107,7 +108,7 @@ impl Agent {
         !matches!(
             resource,
             AnyResource::FelixConfiguration(_) | AnyResource::CalicoNodeStatus(_)
-        ) && !BgpResources::takes(resource)
+        ) && !ClusterResources::takes(resource)
     }
 
     fn reject(&mut self, key: &str, error: &str) {
@@ -134,15 +135,21 @@ impl Agent {
                 self.dirty_routes = true;
                 self.bgp.dirty = true;
             }
+            Item::Block { cidr, node } => {
+                self.overlay.put_block(key.clone(), cidr, node);
+                self.known.insert(key, Known::Block);
+            }
             Item::Resource(resource) => match *resource {
                 AnyResource::FelixConfiguration(config) => {
                     let name = config.metadata.name.as_str();
                     if name == "default" {
                         self.layers.set_global(Some(&config.spec));
+                        self.overlay.set_felix(true, Some(config.spec.clone()));
                         self.known.insert(key, Known::GlobalConfig);
                         self.config_dirty = true;
                     } else if name == format!("node.{}", self.node) {
                         self.layers.set_per_host(Some(&config.spec));
+                        self.overlay.set_felix(false, Some(config.spec.clone()));
                         self.known.insert(key, Known::HostConfig);
                         self.config_dirty = true;
                     } else {
@@ -157,15 +164,11 @@ impl Agent {
                     };
                     self.known.insert(key, known);
                 }
-                resource if BgpResources::takes(&resource) => {
-                    // Without BGP networking these are not needed.
-                    if self.bgp.enabled() {
-                        self.bgp.resources.put(&key, resource);
-                        self.bgp.dirty = true;
-                        self.known.insert(key, Known::Bgp);
-                    } else {
-                        self.known.insert(key, Known::Ignored);
-                    }
+                resource if ClusterResources::takes(&resource) => {
+                    self.cluster.put(&key, resource);
+                    self.bgp.dirty = true;
+                    self.overlay.dirty = true;
+                    self.known.insert(key, Known::Cluster);
                 }
                 resource => {
                     let Some((update, delete)) = resources::to_update(resource) else {
@@ -201,10 +204,12 @@ impl Agent {
             Some(Known::Engine(delete)) => self.apply_to_engine(delete),
             Some(Known::GlobalConfig) => {
                 self.layers.set_global(None);
+                self.overlay.set_felix(true, None);
                 self.config_dirty = true;
             }
             Some(Known::HostConfig) => {
                 self.layers.set_per_host(None);
+                self.overlay.set_felix(false, None);
                 self.config_dirty = true;
             }
             Some(Known::Affinity(block)) => {
@@ -212,9 +217,13 @@ impl Agent {
                 self.dirty_routes = true;
                 self.bgp.dirty = true;
             }
-            Some(Known::Bgp) => {
-                self.bgp.resources.remove(key);
+            Some(Known::Cluster) => {
+                self.cluster.remove(key);
                 self.bgp.dirty = true;
+                self.overlay.dirty = true;
+            }
+            Some(Known::Block) => {
+                self.overlay.remove_block(key);
             }
             Some(Known::NodeStatus) => self.reports.remove(key),
             Some(Known::Ignored) | None => {}

@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use calico_datastore::{Backend, Error as DatastoreError, Event, KeyValue};
-use calico_model::ipam::{BlockAffinity, BlockAffinityKey, BlockAffinityState};
+use calico_model::ipam::{AllocationBlock, BlockAffinity, BlockAffinityKey, BlockAffinityState};
 use calico_model::keys::{self, RESOURCE_ROOT};
 use calico_model::kind::Kind;
 use calico_model::resource::AnyResource;
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use tracing::{info, warn};
 
 /// How long to wait before listing again after the datastore failed; the
@@ -31,6 +31,9 @@ pub enum Feed {
     Resources,
     /// This node's IPAM block affinities.
     Affinities,
+    /// Every IPv4 IPAM block, for the node each is affine to (cross-node
+    /// routes).
+    Blocks,
 }
 
 /// A decoded value.
@@ -42,6 +45,12 @@ pub enum Item {
     Affinity {
         block: IpNet,
         confirmed: bool,
+    },
+    /// An IPv4 IPAM block and the node it is affine to (`None` when it
+    /// has no host affinity or is being deleted).
+    Block {
+        cidr: Ipv4Net,
+        node: Option<String>,
     },
     /// The value could not be decoded.
     Unreadable(String),
@@ -83,6 +92,9 @@ pub fn is_relevant(kind: Kind) -> bool {
 }
 
 impl Feed {
+    /// Every feed; the agent is in sync once each has listed.
+    pub const ALL: [Feed; 3] = [Feed::Resources, Feed::Affinities, Feed::Blocks];
+
     /// The key prefix this feed watches for `node`.
     pub fn prefix(self, node: &str) -> String {
         match self {
@@ -92,6 +104,7 @@ impl Feed {
                 Some(node),
                 None,
             ),
+            Feed::Blocks => calico_model::ipam::block_prefix(Some(4)),
         }
     }
 
@@ -124,6 +137,21 @@ impl Feed {
                             && !affinity.deleted,
                     },
                     Err(e) => Item::Unreadable(format!("block affinity: {e}")),
+                })
+            }
+            Feed::Blocks => {
+                calico_model::ipam::parse_block_key(&kv.key).ok()?;
+                Some(match serde_json::from_slice::<AllocationBlock>(&kv.value) {
+                    Ok(block) => match block.cidr {
+                        IpNet::V4(cidr) => Item::Block {
+                            cidr: cidr.trunc(),
+                            node: (!block.deleted)
+                                .then(|| block.host().map(str::to_owned))
+                                .flatten(),
+                        },
+                        IpNet::V6(_) => return None,
+                    },
+                    Err(e) => Item::Unreadable(format!("IPAM block: {e}")),
                 })
             }
         }
@@ -261,5 +289,30 @@ mod tests {
             })
         ));
         assert!(matches!(decode("x"), Some(Item::Unreadable(_))));
+    }
+
+    #[test]
+    fn blocks_name_their_node_until_deleted() {
+        let key = "/calico/ipam/v2/assignment/ipv4/block/10.65.0.64-26";
+        assert!(Feed::Blocks.owns(key, "any"));
+        let decode = |value: &str| Feed::Blocks.decode(&kv(key, value));
+        let block = |affinity: &str, deleted: bool| {
+            format!(
+                r#"{{"cidr":"10.65.0.64/26","affinity":{affinity},"allocations":[null],"unallocated":[0],"attributes":[],"deleted":{deleted}}}"#
+            )
+        };
+        assert!(matches!(
+            decode(&block(r#""host:node2""#, false)),
+            Some(Item::Block { cidr, node: Some(n) }) if cidr.to_string() == "10.65.0.64/26" && n == "node2"
+        ));
+        assert!(matches!(
+            decode(&block(r#""host:node2""#, true)),
+            Some(Item::Block { node: None, .. })
+        ));
+        assert!(matches!(
+            decode(&block("null", false)),
+            Some(Item::Block { node: None, .. })
+        ));
+        assert!(matches!(decode("{"), Some(Item::Unreadable(_))));
     }
 }

@@ -27,6 +27,7 @@ pub mod bgp;
 mod datastore;
 pub mod feed;
 pub mod mirror;
+mod overlay;
 pub mod resources;
 mod settings;
 
@@ -50,14 +51,24 @@ use crate::dataplane::{self, Dataplane, Job, Outcome};
 use crate::env::Env;
 use crate::health::HealthStatus;
 use crate::metrics::Metrics;
+use crate::overlay::{Overlay, OverlayOutcome};
 use crate::routes::{self, DesiredRoutes};
-use bgp::Bgp;
 use bgp::reports::{self as node_status, Reports, Written};
 use bgp::runner::{Runner, Running};
 use bgp::socket::StatusServer;
+use bgp::{Bgp, ClusterResources};
 use feed::{Feed, FeedEvent};
 use mirror::Mirror;
+use overlay::OverlayState;
 use settings::{Server, Ticker, spawn_ticker};
+
+/// The protocol number on cross-node routes (tunnels and same-subnet
+/// routes), apart from the local workload routes' so that neither
+/// driver removes the other's.
+pub const OVERLAY_ROUTE_PROTOCOL: u8 = 81;
+/// The variable naming the pod MTU file (Calico's CNI plugin reads
+/// `/var/lib/calico/mtu`).
+pub const MTU_FILE_ENV: &str = "CALICO_MTU_FILE";
 
 /// Name of the agent's nftables tables (one `ip`, one `ip6`).
 pub const TABLE_NAME: &str = "calico";
@@ -116,6 +127,8 @@ pub enum AgentError {
 pub enum Msg {
     Feed(Feed, FeedEvent),
     Dataplane(Outcome),
+    /// The routing thread applied cross-node routes.
+    Overlay(OverlayOutcome),
     Tick(Tick),
     /// The CalicoNodeStatus writer finished with the resource under a key.
     NodeStatus(String, Written),
@@ -142,8 +155,10 @@ enum Known {
     GlobalConfig,
     HostConfig,
     Affinity(IpNet),
-    /// Input to the BGP settings.
-    Bgp,
+    /// A Node, IP pool or BGP resource ([`ClusterResources`]).
+    Cluster,
+    /// An IPAM block (cross-node routes).
+    Block,
     /// A CalicoNodeStatus for this node.
     NodeStatus,
     /// Read but not used (another node's FelixConfiguration, a pending
@@ -164,7 +179,7 @@ where
     let mut agent = Agent::new(options, tx.clone(), running_tx, jobs_tx)?;
 
     let mut tasks = Vec::new();
-    for feed in [Feed::Resources, Feed::Affinities] {
+    for feed in Feed::ALL {
         let tx = tx.clone();
         tasks.push(tokio::spawn(feed::run(
             backend.clone(),
@@ -274,6 +289,13 @@ struct Agent {
     known: HashMap<String, Known>,
     affine_blocks: BTreeSet<IpNet>,
     bgp: Bgp,
+    /// Nodes, IP pools and BGP resources, shared by BGP and cross-node
+    /// routing.
+    cluster: ClusterResources,
+    overlay: OverlayState,
+    /// The cross-node routing thread; `None` if it could not start.
+    overlay_thread: Option<Overlay>,
+    overlay_failing: Option<String>,
     reports: Reports,
     listed: HashSet<Feed>,
     in_sync: bool,
@@ -334,6 +356,28 @@ impl Agent {
             None
         };
         let bgp = Bgp::new(runner, bgp::router_id(&env));
+        let overlay_thread = {
+            let tx = tx.clone();
+            let mtu_file = env
+                .get(MTU_FILE_ENV)
+                .unwrap_or(crate::overlay::DEFAULT_MTU_FILE)
+                .into();
+            match Overlay::start(
+                netns.as_deref(),
+                OVERLAY_ROUTE_PROTOCOL,
+                mtu_file,
+                move |outcome| {
+                    let _ = tx.send(Msg::Overlay(outcome));
+                },
+            ) {
+                Ok(thread) => Some(thread),
+                Err(e) => {
+                    let error = calico_datastore::display_chain(&e);
+                    error!(error, "cannot start cross-node routing");
+                    None
+                }
+            }
+        };
         let reports = Reports::new(node_name.clone(), node_status_jobs);
         let (initial, _) = layers.resolve();
         let route_protocol = routes::route_protocol(initial.device_route_protocol);
@@ -377,6 +421,10 @@ impl Agent {
             affine_blocks: BTreeSet::new(),
             bgp,
             reports,
+            cluster: ClusterResources::default(),
+            overlay: OverlayState::default(),
+            overlay_thread,
+            overlay_failing: None,
             listed: HashSet::new(),
             in_sync: false,
             feed_updates: false,
@@ -421,6 +469,7 @@ impl Agent {
                 self.on_feed(feed, event);
             }
             Msg::Dataplane(outcome) => self.on_outcome(outcome),
+            Msg::Overlay(outcome) => self.on_overlay_outcome(outcome),
             Msg::Tick(tick) => self.on_tick(tick),
             Msg::NodeStatus(key, outcome) => self.reports.written(&key, outcome, Instant::now()),
             Msg::Shutdown => return false,
@@ -449,12 +498,16 @@ impl Agent {
             Tick::RepairRoutes => {
                 debug!("repairing routes");
                 self.repair_routes = true;
+                self.resend_overlay();
             }
             Tick::Retry => {
                 self.retry_scheduled = false;
                 // The failed part's kernel state is unknown: read it again.
                 self.repair_tables |= self.tables_failing.is_some();
                 self.repair_routes |= self.routes_failing.is_some();
+                if self.overlay_failing.is_some() {
+                    self.resend_overlay();
+                }
             }
         }
     }
@@ -512,11 +565,15 @@ impl Agent {
 
     /// What is failing in the dataplane, if anything.
     fn failing(&self) -> Option<String> {
-        let parts: Vec<&str> = [&self.tables_failing, &self.routes_failing]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
+        let parts: Vec<&str> = [
+            &self.tables_failing,
+            &self.routes_failing,
+            &self.overlay_failing,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
@@ -542,6 +599,54 @@ impl Agent {
         self.health.send_replace(status);
     }
 
+    // ----- cross-node routing -----
+
+    fn flush_overlay(&mut self) {
+        let Some(thread) = &self.overlay_thread else {
+            return;
+        };
+        if let Some(job) = self.overlay.flush(
+            &self.node,
+            &self.cluster,
+            thread.host_mtu,
+            OVERLAY_ROUTE_PROTOCOL,
+            self.bgp.enabled(),
+        ) {
+            thread.send(job);
+        }
+    }
+
+    /// Applies the last cross-node state again (repair, retry).
+    fn resend_overlay(&mut self) {
+        if let (Some(thread), Some(job)) = (&self.overlay_thread, self.overlay.last()) {
+            thread.send(job);
+        }
+    }
+
+    fn on_overlay_outcome(&mut self, outcome: OverlayOutcome) {
+        for change in &outcome.changes {
+            info!(change = change.as_str(), "cross-node routing");
+        }
+        match outcome.error {
+            None => self.overlay_failing = None,
+            Some(e) => {
+                if self.overlay_failing.as_ref() != Some(&e) {
+                    error!(error = e.as_str(), "cross-node routing failed; retrying");
+                }
+                self.overlay_failing = Some(format!("cross-node routing: {e}"));
+                if !self.retry_scheduled {
+                    self.retry_scheduled = true;
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        let _ = tx.send(Msg::Tick(Tick::Retry));
+                    });
+                }
+            }
+        }
+        self.publish_health();
+    }
+
     // ----- flushing -----
 
     /// Acts on everything handled since the last flush: at most one
@@ -554,7 +659,9 @@ impl Agent {
         if !self.in_sync {
             return;
         }
-        self.bgp.flush(&self.node, &self.affine_blocks);
+        self.bgp
+            .flush(&self.cluster, &self.node, &self.affine_blocks);
+        self.flush_overlay();
         self.reports.poll(Instant::now());
         let mut job = Job::default();
         if self.dirty_rules {
@@ -630,5 +737,6 @@ impl Agent {
         self.health_server = None;
         self.metrics_server = None;
         self.dataplane.stop();
+        self.overlay_thread = None;
     }
 }

@@ -5,6 +5,7 @@
 //! resources every Calico datastore holds exist (ClusterInformation, the
 //! built-in tiers, the `default` FelixConfiguration, BGPConfiguration and
 //! IPAMConfiguration, and this node's `node.<name>` FelixConfiguration),
+//! give the node the tunnel addresses its pools call for ([`tunnel`]),
 //! and store the node name.
 //!
 //! Every input that cannot be used stops start-up with an error naming it,
@@ -14,6 +15,7 @@
 pub mod autodetect;
 pub mod host;
 pub mod pools;
+pub mod tunnel;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -76,6 +78,12 @@ pub enum StartupError {
     Nodename(#[from] crate::nodename::NodenameError),
     #[error("the host probe thread stopped")]
     Probe,
+    #[error("allocating the {tunnel} tunnel address of node {node}: {reason}")]
+    TunnelAddress {
+        tunnel: &'static str,
+        node: String,
+        reason: String,
+    },
 }
 
 fn datastore(operation: impl Into<String>) -> impl FnOnce(calico_client::Error) -> StartupError {
@@ -169,6 +177,7 @@ pub async fn run<B: Backend + Clone>(
     }
 
     let pools_created = create_default_pools(client, &pool_plans).await?;
+    tunnel::ensure(client, node_name).await?;
     ensure_default_config(client, env, node_name).await?;
     crate::nodename::store(&crate::nodename::nodename_file(env), node_name)?;
     info!(node = node_name, "start-up complete");

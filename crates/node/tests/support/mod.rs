@@ -209,6 +209,7 @@ impl AgentProcess {
             // Each agent its own status socket, so agents of parallel
             // tests never share one.
             .env("CALICO_BGP_STATUS_SOCKET", dir.path().join("bgp.ctl"))
+            .env("CALICO_MTU_FILE", dir.path().join("mtu"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
@@ -229,6 +230,11 @@ impl AgentProcess {
     /// The agent's BGP status socket (unless the test set another).
     pub fn status_socket(&self) -> PathBuf {
         self._dir.path().join("bgp.ctl")
+    }
+
+    /// Where the agent writes the pod MTU (unless the test set another).
+    pub fn mtu_file(&self) -> PathBuf {
+        self._dir.path().join("mtu")
     }
 
     pub fn log(&self) -> String {
@@ -444,5 +450,45 @@ impl EchoServer {
 impl Drop for EchoServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Two node namespaces joined by a veth pair: A has `a_ip`/24 on `eth0`,
+/// B `b_ip`/24. Both are removed on drop.
+pub struct Underlay {
+    pub a: ScratchNetns,
+    pub b: ScratchNetns,
+}
+
+impl Underlay {
+    pub fn new(tag: &str, a_ip: &str, b_ip: &str) -> Underlay {
+        let a = ScratchNetns::new(&format!("{tag}a"));
+        let b = ScratchNetns::new(&format!("{tag}b"));
+        a.exec(&[
+            "ip",
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            b.name(),
+        ])
+        .expect("creating the underlay veth pair");
+        for (ns, ip) in [(&a, a_ip), (&b, b_ip)] {
+            for cmd in [
+                vec!["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+                vec!["ip", "link", "set", "eth0", "up"],
+                vec!["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+            ] {
+                let cmd: Vec<&str> = cmd.iter().map(|s| s.as_ref()).collect();
+                ns.exec(&cmd)
+                    .unwrap_or_else(|e| panic!("underlay setup: {e}"));
+            }
+        }
+        Underlay { a, b }
     }
 }

@@ -78,17 +78,26 @@ pub fn router_id(env: &Env) -> Option<Ipv4Addr> {
     }
 }
 
-/// The resources BGP settings are computed from, by datastore key.
+/// The cluster's Nodes and IP pools, and the BGP resources, by datastore
+/// key: what the BGP settings and the cross-node routes are computed from.
 #[derive(Debug, Default)]
-pub struct BgpResources {
+pub struct ClusterResources {
     nodes: BTreeMap<String, Node>,
     configurations: BTreeMap<String, BgpConfiguration>,
     peers: BTreeMap<String, BgpPeer>,
     pools: BTreeMap<String, IpPool>,
 }
 
-impl BgpResources {
-    /// Whether a resource is one of the kinds BGP settings come from.
+impl ClusterResources {
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = &IpPool> {
+        self.pools.values()
+    }
+
+    /// Whether a resource is one of the kinds kept here.
     pub fn takes(resource: &AnyResource) -> bool {
         matches!(
             resource,
@@ -161,7 +170,6 @@ impl BgpResources {
 #[derive(Debug)]
 pub(super) struct Bgp {
     router_id: Option<Ipv4Addr>,
-    pub resources: BgpResources,
     /// Inputs changed since the last computation.
     pub dirty: bool,
     /// `None` when BGP networking is off.
@@ -175,7 +183,6 @@ impl Bgp {
     pub fn new(runner: Option<runner::Runner>, router_id: Option<Ipv4Addr>) -> Bgp {
         Bgp {
             router_id,
-            resources: BgpResources::default(),
             dirty: true,
             runner,
             applied: None,
@@ -191,7 +198,12 @@ impl Bgp {
     /// Recomputes the desired settings if an input changed and hands them
     /// to the speaker when they differ from the last. Problems are logged
     /// once each; none stops the agent.
-    pub fn flush(&mut self, node_name: &str, blocks: &BTreeSet<IpNet>) {
+    pub fn flush(
+        &mut self,
+        resources: &ClusterResources,
+        node_name: &str,
+        blocks: &BTreeSet<IpNet>,
+    ) {
         if !self.dirty {
             return;
         }
@@ -199,7 +211,7 @@ impl Bgp {
         let Some(runner) = &self.runner else {
             return;
         };
-        match self.resources.desired(node_name, blocks, self.router_id) {
+        match resources.desired(node_name, blocks, self.router_id) {
             Ok(desired) => {
                 if self.error.take().is_some() {
                     info!("BGP settings can be computed again");
@@ -303,9 +315,9 @@ metadata: {name: bad}
 spec: {peerIP: not-an-address, asNumber: 64513}
 ",
         );
-        let mut resources = BgpResources::default();
+        let mut resources = ClusterResources::default();
         for (i, doc) in docs.into_iter().enumerate() {
-            assert!(BgpResources::takes(&doc));
+            assert!(ClusterResources::takes(&doc));
             assert!(resources.put(&format!("k{i}"), doc));
         }
         let blocks = BTreeSet::from(["192.168.0.0/26".parse().unwrap()]);
