@@ -31,6 +31,12 @@ fn log_path(state: &State, node: &str) -> PathBuf {
     state.dir.join("logs").join(format!("{node}.log"))
 }
 
+/// The node's BGP status socket (what `calicoctl node status` reads, with
+/// `CALICO_BGP_STATUS_SOCKET` pointing at it).
+pub fn bgp_socket(state: &State, node: &NodeState) -> PathBuf {
+    state.dir.join("nodes").join(&node.name).join("bgp.ctl")
+}
+
 /// The environment calico-node gets, as a DaemonSet would set it.
 fn command(state: &State, node: &NodeState, mode: &str) -> anyhow::Result<Command> {
     let datastore = state
@@ -38,6 +44,8 @@ fn command(state: &State, node: &NodeState, mode: &str) -> anyhow::Result<Comman
         .as_ref()
         .context("the lab has no datastore yet")?;
     let node_dir = state.dir.join("nodes").join(&node.name);
+    std::fs::create_dir_all(&node_dir)
+        .with_context(|| format!("creating {}", node_dir.display()))?;
     let mut command = Command::new(binary(state));
     command
         .arg(mode)
@@ -48,7 +56,12 @@ fn command(state: &State, node: &NodeState, mode: &str) -> anyhow::Result<Comman
         .env("NODENAME", &node.name)
         .env("CALICO_NODENAME_FILE", node_dir.join("nodename"))
         .env("IP", &node.address)
-        .env("CALICO_NETWORKING_BACKEND", "vxlan")
+        .env(
+            "CALICO_NETWORKING_BACKEND",
+            state.config.networking_backend(),
+        )
+        .env("CALICO_BGP_STATUS_SOCKET", bgp_socket(state, node))
+        .env("CALICO_MTU_FILE", node_dir.join("mtu"))
         .env("FELIX_HEALTHENABLED", "true")
         .env("FELIX_IPV6SUPPORT", "false")
         .env("FELIX_LOGSEVERITYSCREEN", "Info")

@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use crate::datastore::{self, Store};
 use crate::pod::{self, PodRequest};
 use crate::state::State;
-use crate::up::{Progress, report_routing};
-use crate::{agent, check, kube, probe, routing, system};
+use crate::up::{Progress, ROUTES_TIMEOUT};
+use crate::{agent, check, kube, probe, routes, system};
 
 fn store(state: &State) -> anyhow::Result<Store> {
     Store::connect(
@@ -126,6 +126,10 @@ pub fn exec(dir: &Path, target: &str, command: &[String]) -> anyhow::Result<Exit
         for (key, value) in datastore::environment(datastore) {
             child.env(key, value);
         }
+    }
+    // On a node, `calicoctl node status` reads that node's agent.
+    if let Some(node) = state.nodes.iter().find(|n| n.name == target) {
+        child.env("CALICO_BGP_STATUS_SOCKET", agent::bgp_socket(&state, node));
     }
     let status = child
         .status()
@@ -246,19 +250,21 @@ pub fn pod_add(dir: &Path, request: PodRequest) -> anyhow::Result<ExitCode> {
         pod.ip,
         pod.endpoint
     );
-    // A new pod may have claimed a new block, which other nodes need a
-    // route to.
-    report_routing(&routing::program(&state, &store)?, &progress);
+    // A new pod may have claimed a new block, which the other nodes'
+    // agents route to once they see it.
+    let took = routes::wait(&state, ROUTES_TIMEOUT)?;
+    progress.step(&format!(
+        "cross-node routes in place ({:.1} s)",
+        took.as_secs_f64()
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `pod del`.
 pub fn pod_del(dir: &Path, key: &str) -> anyhow::Result<ExitCode> {
     let mut state = State::require(dir)?;
-    let store = store(&state)?;
     let pod = pod::delete(&mut state, key)?;
     println!("pod {} deleted (was {} on {})", pod.key(), pod.ip, pod.node);
-    routing::program(&state, &store)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -224,6 +224,25 @@ impl LabConfig {
     pub fn encapsulates(&self) -> bool {
         self.mode != Mode::Never
     }
+
+    /// calico-node's `CALICO_NETWORKING_BACKEND`, as Calico's manifests
+    /// set it: `vxlan` for a VXLAN pool (no BGP), `bird` otherwise (BGP
+    /// carries the routes, with or without IPIP).
+    pub fn networking_backend(&self) -> &'static str {
+        match (self.encapsulation, self.mode) {
+            (Encapsulation::Vxlan, Mode::Always | Mode::CrossSubnet) => "vxlan",
+            _ => "bird",
+        }
+    }
+
+    /// How pods on different nodes reach each other, in a few words.
+    pub fn routing_description(&self) -> String {
+        match (self.encapsulation, self.mode) {
+            (_, Mode::Never) => "BGP, no overlay".to_string(),
+            (Encapsulation::Vxlan, mode) => format!("VXLAN {mode}"),
+            (Encapsulation::Ipip, mode) => format!("IPIP {mode}, BGP"),
+        }
+    }
 }
 
 #[cfg(test)]

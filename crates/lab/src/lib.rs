@@ -14,10 +14,9 @@
 //! Must not: touch the host's own interfaces, routes or nftables (every
 //! link lives inside a lab namespace; nothing is added to the host's),
 //! stop a process it did not start (PIDs are checked against their start
-//! time), or decide policy or routes itself: the agents, the CNI plugin
-//! and `calico-routing` do that. Two steps are done by the lab for now and
-//! say so in their modules: VXLAN tunnel addresses ([`tunnel`]) and
-//! cross-node routes ([`routing`]), until `calico-node` does them.
+//! time), or decide policy or routes itself: the agents (policy, tunnels,
+//! routes, BGP) and the CNI plugin do that; the lab only waits for their
+//! cross-node routes ([`routes`]).
 //!
 //! Start at [`up::up`]; the binary (`src/main.rs`) is the command line.
 
@@ -31,11 +30,10 @@ pub mod forward;
 pub mod kube;
 pub mod pod;
 pub mod probe;
-pub mod routing;
+pub mod routes;
 pub mod state;
 pub mod system;
 pub mod topology;
-pub mod tunnel;
 pub mod up;
 
 /// Every network namespace the lab makes is called `cl-<id>-<what>`.

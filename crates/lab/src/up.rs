@@ -14,7 +14,7 @@ use crate::config::{Encapsulation, LabConfig};
 use crate::datastore::{self, Store};
 use crate::pod::{self, PodRequest};
 use crate::state::{DatastoreState, State};
-use crate::{agent, check, down, kube, probe, routing, system, topology, tunnel};
+use crate::{agent, check, down, kube, probe, routes, system, topology};
 
 /// How `up` was asked to run.
 #[derive(Debug, Clone)]
@@ -53,6 +53,9 @@ impl Default for Progress {
         Progress::new()
     }
 }
+
+/// How long `up` and `pod add` wait for the agents' cross-node routes.
+pub const ROUTES_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Kubernetes namespaces of the demo pods and their labels.
 const DEMO_NAMESPACES: [&str; 2] = ["dev", "prod"];
@@ -265,20 +268,6 @@ fn build(state: &mut State, options: &UpOptions, progress: &Progress) -> anyhow:
     );
 
     let store = Store::connect(state.datastore.as_ref().expect("set above"))?;
-    if options.config.encapsulates() {
-        let addresses = tunnel::allocate(&store)?;
-        if !addresses.is_empty() {
-            progress.step(&format!(
-                "VXLAN tunnel addresses: {}",
-                addresses
-                    .iter()
-                    .map(|(n, a)| format!("{n} {a}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
-
     for index in 0..state.nodes.len() {
         let process = agent::start(state, &state.nodes[index])?;
         state.nodes[index].agent = Some(process);
@@ -315,8 +304,12 @@ fn build(state: &mut State, options: &UpOptions, progress: &Progress) -> anyhow:
             pod.endpoint
         ));
     }
-    let outcome = routing::program(state, &store)?;
-    report_routing(&outcome, progress);
+    let took = routes::wait(state, ROUTES_TIMEOUT)?;
+    progress.step(&format!(
+        "cross-node routes in place on every node ({}, {:.1} s)",
+        options.config.routing_description(),
+        took.as_secs_f64()
+    ));
 
     if !options.demo || state.pods.len() < 2 {
         return Ok(true);
@@ -390,22 +383,6 @@ fn start_forwarder(state: &mut State) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-/// Prints what routing did, briefly.
-pub fn report_routing(outcome: &routing::Outcome, progress: &Progress) {
-    let changed: usize = outcome.changes.values().map(Vec::len).sum();
-    if changed > 0 {
-        progress.step(&format!(
-            "cross-node routing (calico-routing): {changed} change(s) over {} node(s)",
-            outcome.changes.len()
-        ));
-    }
-    for (node, problems) in &outcome.problems {
-        for problem in problems {
-            println!("warning: {node}: {problem}");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ fn bin_dir() -> PathBuf {
     static BUILD: Once = Once::new();
     let dir = Path::new(LAB).parent().unwrap().to_path_buf();
     BUILD.call_once(|| {
-        if ["calico-node", "calico", "calico-ipam"]
+        if ["calico-node", "calico", "calico-ipam", "calicoctl"]
             .iter()
             .all(|b| dir.join(b).is_file())
         {
@@ -31,14 +31,22 @@ fn bin_dir() -> PathBuf {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
-        command.args(["build", "-p", "calico-node", "-p", "calico-cni"]);
+        command.args([
+            "build",
+            "-p",
+            "calico-node",
+            "-p",
+            "calico-cni",
+            "-p",
+            "calicoctl",
+        ]);
         if dir.ends_with("release") {
             command.arg("--release");
         }
         let status = command.status().expect("running cargo build");
         assert!(
             status.success(),
-            "building calico-node and calico-cni failed"
+            "building calico-node, calico-cni and calicoctl failed"
         );
     });
     dir
@@ -407,8 +415,61 @@ fn cross_subnet_on_two_subnets_with_etcd_and_nat_outgoing() {
     assert!(namespaces_with(&state.netns_name("")).is_empty());
 }
 
+/// `calicoctl node status` on a lab node, as an operator runs it there.
+fn node_status(lab: &Lab, node: &str) -> String {
+    let calicoctl = bin_dir().join("calicoctl");
+    lab.exec(node, &[calicoctl.to_str().unwrap(), "node", "status"])
+}
+
+/// The rows of `calicoctl node status`'s IPv4 table: address, type, state,
+/// since, info.
+fn bgp_peers(status: &str) -> Vec<Vec<String>> {
+    status
+        .lines()
+        .skip_while(|l| *l != "IPv4 BGP status")
+        .take_while(|l| *l != "IPv6 BGP status")
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| PEER ADDRESS"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits until `node`'s BGP peers are exactly `expected` (address, type),
+/// all Established.
+fn wait_for_peers(lab: &Lab, node: &str, expected: &[(&str, &str)]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = node_status(lab, node);
+        let peers: Vec<(String, String, String)> = bgp_peers(&status)
+            .into_iter()
+            .map(|row| (row[0].clone(), row[1].clone(), row[4].clone()))
+            .collect();
+        let wanted: Vec<(String, String, String)> = expected
+            .iter()
+            .map(|(a, t)| (a.to_string(), t.to_string(), "Established".to_string()))
+            .collect();
+        if peers == wanted {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node}'s BGP peers are not {expected:?}:\n{status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The routes a node's BGP speaker installed (protocol 196).
+fn bgp_routes(lab: &Lab, node: &str) -> String {
+    lab.exec(node, &["ip", "-4", "route", "show", "proto", "196"])
+}
+
 #[test]
-fn unencapsulated_routes_on_one_subnet() {
+fn bgp_mesh_without_overlay_on_one_subnet() {
     let lab = Lab::new();
     lab.ok(&[
         "up",
@@ -418,6 +479,10 @@ fn unencapsulated_routes_on_one_subnet() {
         "Never",
         "--no-demo",
     ]);
+    // The full node-to-node mesh, as Calico's default.
+    let status = wait_for_peers(&lab, "node-1", &[("10.11.1.12", "node-to-node mesh")]);
+    assert!(status.starts_with("Calico process is running."), "{status}");
+    wait_for_peers(&lab, "node-2", &[("10.11.1.11", "node-to-node mesh")]);
     let check = lab.ok(&["check"]);
     assert!(
         check.contains("check passed: 12 flows, 12 allowed"),
@@ -425,8 +490,120 @@ fn unencapsulated_routes_on_one_subnet() {
     );
     let links = lab.exec("node-1", &["ip", "-o", "link"]);
     assert!(!links.contains("vxlan.calico"), "{links}");
-    let routes = lab.exec("node-1", &["ip", "route"]);
-    assert!(routes.contains("via 10.11.1.12 dev eth0"), "{routes}");
+    // node-2's pods are reached through the route node-2 advertised.
+    let state = lab.state();
+    let pod = state.pods.iter().find(|p| p.node == "node-2").unwrap();
+    let routes = bgp_routes(&lab, "node-1");
+    let block = ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
+        .unwrap()
+        .trunc();
+    assert!(
+        routes.contains(&format!("{block} via 10.11.1.12 dev eth0")),
+        "{routes}"
+    );
+}
+
+#[test]
+fn bgp_route_reflectors_replace_the_mesh() {
+    let lab = Lab::new();
+    lab.ok(&[
+        "up",
+        "--nodes",
+        "4",
+        "--pods-per-node",
+        "1",
+        "--encapsulation-mode",
+        "Never",
+        "--no-demo",
+    ]);
+    wait_for_peers(
+        &lab,
+        "node-3",
+        &[
+            ("10.11.1.11", "node-to-node mesh"),
+            ("10.11.1.12", "node-to-node mesh"),
+            ("10.11.1.14", "node-to-node mesh"),
+        ],
+    );
+
+    // Calico's route reflector recipe: two nodes get a cluster ID and a
+    // label, every node peers with the labelled ones, the mesh goes.
+    let state = lab.state();
+    let store = calico_lab::datastore::Store::connect(state.datastore.as_ref().unwrap()).unwrap();
+    for name in ["node-1", "node-2"] {
+        let mut node = store
+            .run(store.client.get_typed::<calico_model::Node>("", name))
+            .unwrap();
+        node.metadata
+            .labels
+            .insert("route-reflector".into(), "true".into());
+        node.spec
+            .bgp
+            .as_mut()
+            .expect("registered with BGP settings")
+            .route_reflector_cluster_id = "244.0.0.1".into();
+        store.run(store.client.update_typed(node)).unwrap();
+    }
+    apply(
+        &lab,
+        "apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: peer-with-route-reflectors
+spec:
+  nodeSelector: all()
+  peerSelector: route-reflector == 'true'
+",
+    );
+    let mut config = store
+        .run(
+            store
+                .client
+                .get_typed::<calico_model::BgpConfiguration>("", "default"),
+        )
+        .unwrap();
+    config.spec.node_to_node_mesh_enabled = Some(false);
+    store.run(store.client.update_typed(config)).unwrap();
+
+    // Clients peer with both reflectors only; the reflectors with each
+    // other and every client.
+    // A BGPPeer with a nodeSelector is per node: "node specific", as
+    // Calico's status shows it.
+    let client_peers = [
+        ("10.11.1.11", "node specific"),
+        ("10.11.1.12", "node specific"),
+    ];
+    wait_for_peers(&lab, "node-3", &client_peers);
+    wait_for_peers(&lab, "node-4", &client_peers);
+    wait_for_peers(
+        &lab,
+        "node-1",
+        &[
+            ("10.11.1.12", "node specific"),
+            ("10.11.1.13", "node specific"),
+            ("10.11.1.14", "node specific"),
+        ],
+    );
+    // node-4's block reaches node-3 through a reflector, with node-4 kept
+    // as the next hop, and every pod still reaches every other.
+    let pod = state.pods.iter().find(|p| p.node == "node-4").unwrap();
+    let block = ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
+        .unwrap()
+        .trunc();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !bgp_routes(&lab, "node-3").contains(&format!("{block} via 10.11.1.14 dev eth0")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            bgp_routes(&lab, "node-3")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let check = lab.ok(&["check", "--timeout-seconds", "30"]);
+    assert!(
+        check.contains("check passed: 12 flows, 12 allowed"),
+        "{check}"
+    );
 }
 
 #[test]
