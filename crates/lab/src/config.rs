@@ -182,12 +182,6 @@ impl LabConfig {
                 self.pod_cidr
             ));
         }
-        if self.mode == Mode::Never && self.subnets == 2 {
-            return Err(
-                "--encapsulation-mode Never with --subnets 2 needs BGP to route between the subnets, which the lab does not run; use --subnets 1, or CrossSubnet"
-                    .into(),
-            );
-        }
         Ok(())
     }
 
@@ -309,14 +303,6 @@ mod tests {
             ),
             (
                 LabConfig {
-                    mode: Mode::Never,
-                    subnets: 2,
-                    ..ok.clone()
-                },
-                "needs BGP",
-            ),
-            (
-                LabConfig {
                     block_size: 19,
                     ..ok.clone()
                 },
@@ -327,6 +313,14 @@ mod tests {
             let error = config.validate().unwrap_err();
             assert!(error.contains(expected), "{error:?} lacks {expected:?}");
         }
+        // BGP routes between the subnets, so no overlay is needed there.
+        let bgp_across_subnets = LabConfig {
+            mode: Mode::Never,
+            subnets: 2,
+            ..ok.clone()
+        };
+        assert_eq!(bgp_across_subnets.validate(), Ok(()));
+        assert_eq!(bgp_across_subnets.networking_backend(), "bird");
     }
 
     #[test]

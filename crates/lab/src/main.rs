@@ -126,6 +126,8 @@ struct UpArgs {
     encapsulation_type: Option<Encapsulation>,
     /// Always, CrossSubnet or Never. Default: the mode in
     /// CALICO_IPV4POOL_VXLAN / CALICO_IPV4POOL_IPIP when set, else Always.
+    /// Never: no overlay; the agents' BGP speakers (full mesh, AS 64512)
+    /// carry the routes.
     #[arg(long)]
     encapsulation_mode: Option<Mode>,
     #[arg(long, env = "CALICO_IPV4POOL_CIDR", default_value = "192.168.0.0/16")]

@@ -652,3 +652,156 @@ fn commands_without_a_lab_say_how_to_start_one() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--subnets 3 must be 1 or 2"));
 }
+
+/// BIRD 2 running inside a lab namespace, stopped by its PID on drop.
+struct Bird {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Bird {
+    fn start(netns: &str, config: &str) -> Bird {
+        let bird = calico_testutil::require_binary("bird", "bird2");
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("bird.conf");
+        std::fs::write(&conf, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("bird.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(bird)
+            .arg("-f")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-s")
+            .arg(dir.path().join("bird.ctl"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting bird");
+        Bird { child, dir }
+    }
+
+    fn birdc(&self, command: &str) -> String {
+        let output = Command::new("birdc")
+            .arg("-s")
+            .arg(self.dir.path().join("bird.ctl"))
+            .args(command.split_whitespace())
+            .output()
+            .expect("running birdc");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn bgp_as_per_rack_with_a_bird_top_of_rack_router() {
+    let lab = Lab::new();
+    lab.ok(&[
+        "up",
+        "--nodes",
+        "2",
+        "--subnets",
+        "2",
+        "--encapsulation-mode",
+        "Never",
+        "--no-demo",
+    ]);
+    let state = lab.state();
+    let router = state.netns_name("router");
+    // The router between the two racks (subnets) speaks eBGP from AS
+    // 65000 to each rack's nodes, and installs what it learns.
+    let bird = Bird::start(
+        &router,
+        "router id 10.11.1.1;
+protocol device {}
+protocol kernel { ipv4 { import none; export all; }; }
+protocol bgp rack_a {
+  local 10.11.1.1 as 65000; neighbor 10.11.1.11 as 65001;
+  ipv4 { import all; export all; };
+}
+protocol bgp rack_b {
+  local 10.11.2.1 as 65000; neighbor 10.11.2.12 as 65002;
+  ipv4 { import all; export all; };
+}
+",
+    );
+
+    // Calico's AS-per-rack recipe: an AS and a rack label per node, a
+    // BGPPeer per rack to its top-of-rack router, no mesh.
+    let store = calico_lab::datastore::Store::connect(state.datastore.as_ref().unwrap()).unwrap();
+    for (name, rack, asn) in [("node-1", "a", 65001u32), ("node-2", "b", 65002)] {
+        let mut node = store
+            .run(store.client.get_typed::<calico_model::Node>("", name))
+            .unwrap();
+        node.metadata.labels.insert("rack".into(), rack.into());
+        node.spec
+            .bgp
+            .as_mut()
+            .expect("registered with BGP settings")
+            .as_number = Some(calico_model::AsNumber::parse(&asn.to_string()).unwrap());
+        store.run(store.client.update_typed(node)).unwrap();
+    }
+    apply(
+        &lab,
+        "apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: rack-a-tor
+spec:
+  nodeSelector: rack == 'a'
+  peerIP: 10.11.1.1
+  asNumber: 65000
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: rack-b-tor
+spec:
+  nodeSelector: rack == 'b'
+  peerIP: 10.11.2.1
+  asNumber: 65000
+",
+    );
+    let mut config = store
+        .run(
+            store
+                .client
+                .get_typed::<calico_model::BgpConfiguration>("", "default"),
+        )
+        .unwrap();
+    config.spec.node_to_node_mesh_enabled = Some(false);
+    store.run(store.client.update_typed(config)).unwrap();
+
+    wait_for_peers(&lab, "node-1", &[("10.11.1.1", "node specific")]);
+    wait_for_peers(&lab, "node-2", &[("10.11.2.1", "node specific")]);
+
+    // node-2's block reaches node-1 from the router (eBGP: next hop the
+    // router), having crossed AS 65000 from AS 65002.
+    let pod = state.pods.iter().find(|p| p.node == "node-2").unwrap();
+    let block = ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
+        .unwrap()
+        .trunc();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !bgp_routes(&lab, "node-1").contains(&format!("{block} via 10.11.1.1 dev eth0")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}",
+            bgp_routes(&lab, "node-1"),
+            bird.birdc("show route all")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let routes = bird.birdc(&format!("show route {block} all"));
+    assert!(routes.contains("BGP.as_path: 65002"), "{routes}");
+    let check = lab.ok(&["check", "--timeout-seconds", "30"]);
+    assert!(
+        check.contains("check passed: 12 flows, 12 allowed"),
+        "{check}"
+    );
+}
