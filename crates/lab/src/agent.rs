@@ -37,6 +37,12 @@ pub fn bgp_socket(state: &State, node: &NodeState) -> PathBuf {
     state.dir.join("nodes").join(&node.name).join("bgp.ctl")
 }
 
+/// Where the lab's agents read BGP passwords: `<dir>/secrets/NAME/KEY`, as
+/// a Kubernetes secret volume would hold them.
+pub fn secrets_dir(state: &State) -> PathBuf {
+    state.dir.join("secrets")
+}
+
 /// The environment calico-node gets, as a DaemonSet would set it.
 fn command(state: &State, node: &NodeState, mode: &str) -> anyhow::Result<Command> {
     let datastore = state
@@ -62,6 +68,7 @@ fn command(state: &State, node: &NodeState, mode: &str) -> anyhow::Result<Comman
         )
         .env("CALICO_BGP_STATUS_SOCKET", bgp_socket(state, node))
         .env("CALICO_MTU_FILE", node_dir.join("mtu"))
+        .env("CALICO_BGP_SECRETS_DIR", secrets_dir(state))
         .env("FELIX_HEALTHENABLED", "true")
         .env("FELIX_IPV6SUPPORT", "false")
         .env("FELIX_LOGSEVERITYSCREEN", "Info")

@@ -501,6 +501,52 @@ fn bgp_mesh_without_overlay_on_one_subnet() {
         routes.contains(&format!("{block} via 10.11.1.12 dev eth0")),
         "{routes}"
     );
+
+    // A mesh password from a secret (the lab's secrets directory plays the
+    // Kubernetes secret): the sessions come back signed with TCP MD5, and
+    // the password appears in no log.
+    let password = "mesh-Pa55word";
+    let secret = calico_lab::agent::secrets_dir(&state).join("bgp-secrets");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("mesh-password"), password).unwrap();
+    let store = calico_lab::datastore::Store::connect(state.datastore.as_ref().unwrap()).unwrap();
+    let mut config = store
+        .run(
+            store
+                .client
+                .get_typed::<calico_model::BgpConfiguration>("", "default"),
+        )
+        .unwrap();
+    config.spec.node_mesh_password = Some(
+        serde_json::from_value(serde_json::json!({
+            "secretKeyRef": {"name": "bgp-secrets", "key": "mesh-password"}
+        }))
+        .unwrap(),
+    );
+    store.run(store.client.update_typed(config)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sockets = lab.exec("node-1", &["ss", "-tnie", "sport = :179 or dport = :179"]);
+        let signed = sockets.contains("ESTAB") && sockets.contains("md5keys:10.11.1.12/32");
+        if signed && node_status(&lab, "node-1").contains("Established") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sockets}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let check = lab.ok(&["check"]);
+    assert!(
+        check.contains("check passed: 12 flows, 12 allowed"),
+        "{check}"
+    );
+    for node in &state.nodes {
+        let log = std::fs::read_to_string(node.agent.as_ref().unwrap().log.clone()).unwrap();
+        assert!(
+            !log.contains(password),
+            "{}'s log holds the password",
+            node.name
+        );
+    }
 }
 
 #[test]

@@ -355,7 +355,11 @@ impl Agent {
             info!("BGP networking is off (CALICO_NETWORKING_BACKEND)");
             None
         };
-        let bgp = Bgp::new(runner, bgp::router_id(&env));
+        let bgp = Bgp::new(
+            runner,
+            bgp::router_id(&env),
+            bgp::SecretsDir::from_env(&env),
+        );
         let overlay_thread = {
             let tx = tx.clone();
             let mtu_file = env

@@ -27,7 +27,7 @@ pub mod socket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use calico_bgp::config::{ConfigError, Desired, Inputs};
+use calico_bgp::config::{ConfigError, Desired, Inputs, SecretSource};
 use calico_model::bgp::{BgpConfiguration, BgpPeer};
 use calico_model::ippool::IpPool;
 use calico_model::node::Node;
@@ -60,6 +60,59 @@ pub fn status_socket(env: &Env) -> std::path::PathBuf {
     env.get(STATUS_SOCKET_ENV)
         .unwrap_or(DEFAULT_STATUS_SOCKET)
         .into()
+}
+
+/// The variable naming the directory BGP passwords are read from.
+pub const SECRETS_DIR_ENV: &str = "CALICO_BGP_SECRETS_DIR";
+
+/// BGP passwords (`secretKeyRef`s of BGPPeers and of `nodeMeshPassword`)
+/// read from a directory laid out as Kubernetes mounts secrets: the value
+/// of key `K` of secret `S` is the file `<dir>/S/K` (one trailing newline
+/// is dropped). Calico reads them from the Kubernetes API, which an etcd
+/// or embedded datastore has not got; without a directory a peer with a
+/// password is skipped with a warning. Files are read each time the BGP
+/// settings are computed.
+#[derive(Debug, Clone, Default)]
+pub struct SecretsDir(Option<std::path::PathBuf>);
+
+impl SecretsDir {
+    pub fn from_env(env: &Env) -> SecretsDir {
+        SecretsDir(env.get(SECRETS_DIR_ENV).map(Into::into))
+    }
+}
+
+/// A secret's name or key as Kubernetes allows them (so neither can
+/// climb out of the directory).
+fn secret_part_ok(part: &str) -> bool {
+    !part.is_empty()
+        && part != "."
+        && part != ".."
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl SecretSource for SecretsDir {
+    fn secret(&self, name: &str, key: &str) -> Option<String> {
+        let dir = self.0.as_ref()?;
+        if !secret_part_ok(name) || !secret_part_ok(key) {
+            warn!(name, key, "not a valid secret name and key");
+            return None;
+        }
+        let path = dir.join(name).join(key);
+        match std::fs::read_to_string(&path) {
+            Ok(mut value) => {
+                if value.ends_with('\n') {
+                    value.pop();
+                }
+                Some(value)
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot read a BGP password");
+                None
+            }
+        }
+    }
 }
 
 /// The router id from `CALICO_ROUTER_ID`, when it is an IPv4 address.
@@ -143,16 +196,13 @@ impl ClusterResources {
         node_name: &str,
         blocks: &BTreeSet<IpNet>,
         router_id: Option<Ipv4Addr>,
+        secrets: &dyn SecretSource,
     ) -> Result<Desired, ConfigError> {
         let nodes: Vec<Node> = self.nodes.values().cloned().collect();
         let configurations: Vec<BgpConfiguration> = self.configurations.values().cloned().collect();
         let peers: Vec<BgpPeer> = self.peers.values().cloned().collect();
         let pools: Vec<IpPool> = self.pools.values().cloned().collect();
         let blocks: Vec<IpNet> = blocks.iter().copied().collect();
-        // Secrets live in Kubernetes, which this datastore does not hold: a
-        // peer whose password is a secret reference is skipped with a
-        // warning by `desired`.
-        let secrets: BTreeMap<(String, String), String> = BTreeMap::new();
         calico_bgp::config::desired(&Inputs {
             node_name,
             nodes: &nodes,
@@ -160,7 +210,7 @@ impl ClusterResources {
             peers: &peers,
             pools: &pools,
             blocks: &blocks,
-            secrets: &secrets,
+            secrets,
             router_id,
         })
     }
@@ -170,6 +220,7 @@ impl ClusterResources {
 #[derive(Debug)]
 pub(super) struct Bgp {
     router_id: Option<Ipv4Addr>,
+    secrets: SecretsDir,
     /// Inputs changed since the last computation.
     pub dirty: bool,
     /// `None` when BGP networking is off.
@@ -180,9 +231,14 @@ pub(super) struct Bgp {
 }
 
 impl Bgp {
-    pub fn new(runner: Option<runner::Runner>, router_id: Option<Ipv4Addr>) -> Bgp {
+    pub fn new(
+        runner: Option<runner::Runner>,
+        router_id: Option<Ipv4Addr>,
+        secrets: SecretsDir,
+    ) -> Bgp {
         Bgp {
             router_id,
+            secrets,
             dirty: true,
             runner,
             applied: None,
@@ -211,7 +267,7 @@ impl Bgp {
         let Some(runner) = &self.runner else {
             return;
         };
-        match resources.desired(node_name, blocks, self.router_id) {
+        match resources.desired(node_name, blocks, self.router_id, &self.secrets) {
             Ok(desired) => {
                 if self.error.take().is_some() {
                     info!("BGP settings can be computed again");
@@ -321,7 +377,9 @@ spec: {peerIP: not-an-address, asNumber: 64513}
             assert!(resources.put(&format!("k{i}"), doc));
         }
         let blocks = BTreeSet::from(["192.168.0.0/26".parse().unwrap()]);
-        let desired = resources.desired("a", &blocks, None).unwrap();
+        let desired = resources
+            .desired("a", &blocks, None, &SecretsDir::default())
+            .unwrap();
         assert_eq!(desired.peers.len(), 1, "{desired:?}");
         assert_eq!(desired.peers[0].name, "Mesh_10_0_0_2");
         assert_eq!(desired.originations.len(), 0, "no pool holds the block");
@@ -329,12 +387,35 @@ spec: {peerIP: not-an-address, asNumber: 64513}
 
         assert!(resources.remove("k1"));
         assert!(!resources.remove("k1"));
-        let desired = resources.desired("a", &blocks, None).unwrap();
+        let desired = resources
+            .desired("a", &blocks, None, &SecretsDir::default())
+            .unwrap();
         assert!(desired.peers.is_empty());
         assert!(resources.remove("k0"));
         assert!(matches!(
-            resources.desired("a", &blocks, None),
+            resources.desired("a", &blocks, None, &SecretsDir::default()),
             Err(ConfigError::NoSuchNode { .. })
         ));
+    }
+
+    #[test]
+    fn passwords_come_from_the_secrets_directory_and_stay_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bgp-secrets")).unwrap();
+        std::fs::write(dir.path().join("bgp-secrets/rr-password"), "s3cret\n").unwrap();
+        std::fs::write(dir.path().join("outside"), "no").unwrap();
+        let env = Env::from_pairs([(SECRETS_DIR_ENV, dir.path().to_str().unwrap())]);
+        let secrets = SecretsDir::from_env(&env);
+        assert_eq!(
+            secrets.secret("bgp-secrets", "rr-password").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(secrets.secret("bgp-secrets", "missing"), None);
+        assert_eq!(secrets.secret("..", "outside"), None);
+        assert_eq!(secrets.secret("bgp-secrets/..", "outside"), None);
+        assert_eq!(
+            SecretsDir::default().secret("bgp-secrets", "rr-password"),
+            None
+        );
     }
 }
