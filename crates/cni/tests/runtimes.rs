@@ -23,7 +23,7 @@ use common::node_namespace;
 use ipnet::IpNet;
 use support::containerd::{Containerd, ContainerdConfig};
 use support::podman::{Podman, PodmanConfig};
-use support::probe::{Echo, tcp_probe};
+use support::probe::{echo, tcp_probe};
 use support::{CgroupParent, CniSetup, image, k8s_veth_name};
 
 /// The only image there is: a local busybox, also the pods' sandbox image.
@@ -116,11 +116,11 @@ fn containerd_cri_pods_get_calico_addresses_and_reach_each_other() {
     }
 
     for (from, to) in [(&pods[0], &pods[1]), (&pods[1], &pods[0])] {
-        let echo = Echo::start(&to.netns, to.ip);
-        tcp_probe(&from.netns, echo.address).unwrap_or_else(|e| {
+        let listener = echo(&to.netns, to.ip);
+        tcp_probe(&from.netns, listener.address).unwrap_or_else(|e| {
             panic!(
                 "{} cannot reach {} at {}: {e}",
-                from.name, to.name, echo.address
+                from.name, to.name, listener.address
             )
         });
     }

@@ -109,63 +109,72 @@ impl ScratchNetns {
     }
 
     /// Starts a TCP listener on `ip` (port chosen by the kernel) inside the
-    /// namespace; it echoes back what each connection sends first. The
-    /// listener stops when the returned value is dropped.
+    /// namespace ([`tcp_echo`]).
     pub fn tcp_echo(&self, ip: IpAddr) -> EchoServer {
-        let listener = self
-            .netns()
-            .run(|| TcpListener::bind(SocketAddr::new(ip, 0)))
-            .expect("entering namespace")
-            .expect("binding listener");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let address = listener.local_addr().expect("listener address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
-                        let mut line = [0u8; 64];
-                        if let Ok(n) = stream.read(&mut line) {
-                            let _ = stream.write_all(&line[..n]);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
-        EchoServer {
-            address,
-            stop,
-            thread: Some(thread),
-        }
+        tcp_echo(self.netns(), ip)
     }
 
-    /// Connects from inside the namespace to `address`, sends a greeting and
-    /// expects it echoed back.
+    /// Connects from inside the namespace ([`tcp_probe`]).
     pub fn tcp_probe(&self, address: SocketAddr) -> io::Result<()> {
-        let mut stream = self
-            .netns()
-            .run(|| TcpStream::connect_timeout(&address, Duration::from_secs(3)))
-            .map_err(io::Error::other)??;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        stream.write_all(b"hello calico\n")?;
-        // `read_exact` retries reads a signal interrupted, and waits for
-        // an echo that arrives in pieces.
-        let mut reply = [0u8; 13];
-        stream.read_exact(&mut reply)?;
-        if &reply == b"hello calico\n" {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!("unexpected echo {reply:?}")))
+        tcp_probe(self.netns(), address)
+    }
+}
+
+/// Starts a TCP listener on `ip` (port chosen by the kernel) inside `ns`;
+/// it echoes back what each connection sends first. The listener stops
+/// when the returned value is dropped.
+pub fn tcp_echo(ns: &NetNs, ip: IpAddr) -> EchoServer {
+    let listener = ns
+        .run(|| TcpListener::bind(SocketAddr::new(ip, 0)))
+        .expect("entering namespace")
+        .expect("binding listener");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let address = listener.local_addr().expect("listener address");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !stopped.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+                    let mut line = [0u8; 64];
+                    if let Ok(n) = stream.read(&mut line) {
+                        let _ = stream.write_all(&line[..n]);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => break,
+            }
         }
+    });
+    EchoServer {
+        address,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// Connects from inside `ns` to `address`, sends a greeting and expects
+/// it echoed back.
+pub fn tcp_probe(ns: &NetNs, address: SocketAddr) -> io::Result<()> {
+    let mut stream = ns
+        .run(|| TcpStream::connect_timeout(&address, Duration::from_secs(3)))
+        .map_err(io::Error::other)??;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.write_all(b"hello calico\n")?;
+    // `read_exact` retries reads a signal interrupted, and waits for an
+    // echo that arrives in pieces.
+    let mut reply = [0u8; 13];
+    stream.read_exact(&mut reply)?;
+    if &reply == b"hello calico\n" {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("unexpected echo {reply:?}")))
     }
 }
 

@@ -22,7 +22,7 @@ use calico_model::node::CalicoNodeStatus;
 use calico_model::{Kind, ObjectMeta};
 use calico_netlink::testing::ScratchNetns;
 use ipnet::IpNet;
-use support::{AgentProcess, Store, Underlay, http_get, runtime, wait_for};
+use support::{AgentProcess, Store, Underlay, http_get, runtime, start_node, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 const A_IP: &str = "10.99.0.1";
@@ -132,27 +132,13 @@ impl Cluster {
     }
 
     fn start(&self, name: &str, ns: &ScratchNetns, ip: &str, backend: &str) -> AgentProcess {
-        let mut env = self.store.env();
-        for (k, v) in [
-            ("NODENAME", name),
-            ("IP", ip),
-            ("CALICO_NETWORKING_BACKEND", backend),
-            ("FELIX_HEALTHENABLED", "true"),
-            ("FELIX_IPV6SUPPORT", "false"),
-            ("LOG_LEVEL", "info"),
-        ] {
-            env.push((k.into(), v.into()));
-        }
-        let netns = ns.path().display().to_string();
-        let agent = AgentProcess::start(&["--netns", &netns], &env);
-        let health = "127.0.0.1:9099".parse().unwrap();
-        wait_for(
-            WAIT,
-            &format!("{name} to report ready"),
-            || matches!(http_get(ns, health, "/readiness"), Ok((200, _))),
-            || agent.log(),
-        );
-        agent
+        start_node(
+            &self.store,
+            name,
+            ns,
+            ip,
+            &[("CALICO_NETWORKING_BACKEND", backend)],
+        )
     }
 
     fn affinity_key(node: &str, block: &str) -> String {

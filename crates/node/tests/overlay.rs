@@ -23,7 +23,7 @@ use calico_datastore::AnyBackend;
 use calico_ipam::{AutoAssignArgs, Ipam};
 use calico_model::{EncapMode, IpPool, Node};
 use calico_netlink::testing::ScratchNetns;
-use support::{AgentProcess, Store, Underlay, http_get, runtime, wait_for};
+use support::{AgentProcess, Store, Underlay, runtime, start_node, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 const A_IP: &str = "10.98.0.1";
@@ -32,29 +32,17 @@ const POOL: &str = "10.70.0.0/16";
 const OVERLAY_PROTOCOL: &str = "81";
 
 fn start(store: &Store, name: &str, ns: &ScratchNetns, ip: &str) -> AgentProcess {
-    let mut env = store.env();
-    for (k, v) in [
-        ("NODENAME", name),
-        ("IP", ip),
-        ("CALICO_NETWORKING_BACKEND", "vxlan"),
-        ("CALICO_IPV4POOL_CIDR", POOL),
-        ("CALICO_IPV4POOL_VXLAN", "Always"),
-        ("FELIX_HEALTHENABLED", "true"),
-        ("FELIX_IPV6SUPPORT", "false"),
-        ("LOG_LEVEL", "info"),
-    ] {
-        env.push((k.into(), v.into()));
-    }
-    let netns = ns.path().display().to_string();
-    let agent = AgentProcess::start(&["--netns", &netns], &env);
-    let health = "127.0.0.1:9099".parse().unwrap();
-    wait_for(
-        WAIT,
-        &format!("{name} to report ready"),
-        || matches!(http_get(ns, health, "/readiness"), Ok((200, _))),
-        || agent.log(),
-    );
-    agent
+    start_node(
+        store,
+        name,
+        ns,
+        ip,
+        &[
+            ("CALICO_NETWORKING_BACKEND", "vxlan"),
+            ("CALICO_IPV4POOL_CIDR", POOL),
+            ("CALICO_IPV4POOL_VXLAN", "Always"),
+        ],
+    )
 }
 
 /// Cross-node routes the agent programmed in a namespace.

@@ -492,3 +492,38 @@ impl Underlay {
         Underlay { a, b }
     }
 }
+
+/// Starts the `calico-node` binary (start-up, then the agent) for node
+/// `name` in `ns` with address `ip`, the datastore's variables and
+/// `extra`, and waits until it reports ready.
+pub fn start_node(
+    store: &Store,
+    name: &str,
+    ns: &ScratchNetns,
+    ip: &str,
+    extra: &[(&str, &str)],
+) -> AgentProcess {
+    let mut env = store.env();
+    for (k, v) in [
+        ("NODENAME", name),
+        ("IP", ip),
+        ("FELIX_HEALTHENABLED", "true"),
+        ("FELIX_IPV6SUPPORT", "false"),
+        ("LOG_LEVEL", "info"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        env.push((k.to_string(), v.to_string()));
+    }
+    let netns = ns.path().display().to_string();
+    let agent = AgentProcess::start(&["--netns", &netns], &env);
+    let health = "127.0.0.1:9099".parse().unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        &format!("{name} to report ready"),
+        || matches!(http_get(ns, health, "/readiness"), Ok((200, _))),
+        || agent.log(),
+    );
+    agent
+}
