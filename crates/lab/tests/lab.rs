@@ -468,6 +468,64 @@ fn bgp_routes(lab: &Lab, node: &str) -> String {
     lab.exec(node, &["ip", "-4", "route", "show", "proto", "196"])
 }
 
+/// Changes the `default` BGPConfiguration of a lab.
+fn change_bgp_configuration(
+    store: &calico_lab::datastore::Store,
+    change: impl FnOnce(&mut calico_model::bgp::BgpConfigurationSpec),
+) {
+    let mut config = store
+        .run(
+            store
+                .client
+                .get_typed::<calico_model::BgpConfiguration>("", "default"),
+        )
+        .unwrap();
+    change(&mut config.spec);
+    store.run(store.client.update_typed(config)).unwrap();
+}
+
+/// Labels a lab node and changes its BGP settings.
+fn change_node(
+    store: &calico_lab::datastore::Store,
+    name: &str,
+    label: (&str, &str),
+    change: impl FnOnce(&mut calico_model::node::NodeBgpSpec),
+) {
+    let mut node = store
+        .run(store.client.get_typed::<calico_model::Node>("", name))
+        .unwrap();
+    node.metadata.labels.insert(label.0.into(), label.1.into());
+    change(
+        node.spec
+            .bgp
+            .as_mut()
+            .expect("registered with BGP settings"),
+    );
+    store.run(store.client.update_typed(node)).unwrap();
+}
+
+/// The /26 block holding a pod's address.
+fn block_of(pod: &calico_lab::state::PodState) -> ipnet::Ipv4Net {
+    ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
+        .unwrap()
+        .trunc()
+}
+
+/// Waits until `node`'s BGP speaker installed `route` (as `ip route`
+/// prints it); `context` explains a time-out.
+fn wait_for_bgp_route(lab: &Lab, node: &str, route: &str, context: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !bgp_routes(lab, node).contains(route) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node} has no {route}:\n{}\n{}",
+            bgp_routes(lab, node),
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[test]
 fn bgp_mesh_without_overlay_on_one_subnet() {
     let lab = Lab::new();
@@ -494,9 +552,7 @@ fn bgp_mesh_without_overlay_on_one_subnet() {
     let state = lab.state();
     let pod = state.pods.iter().find(|p| p.node == "node-2").unwrap();
     let routes = bgp_routes(&lab, "node-1");
-    let block = ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
-        .unwrap()
-        .trunc();
+    let block = block_of(pod);
     assert!(
         routes.contains(&format!("{block} via 10.11.1.12 dev eth0")),
         "{routes}"
@@ -510,20 +566,14 @@ fn bgp_mesh_without_overlay_on_one_subnet() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("mesh-password"), password).unwrap();
     let store = calico_lab::datastore::Store::connect(state.datastore.as_ref().unwrap()).unwrap();
-    let mut config = store
-        .run(
-            store
-                .client
-                .get_typed::<calico_model::BgpConfiguration>("", "default"),
+    change_bgp_configuration(&store, |spec| {
+        spec.node_mesh_password = Some(
+            serde_json::from_value(serde_json::json!({
+                "secretKeyRef": {"name": "bgp-secrets", "key": "mesh-password"}
+            }))
+            .unwrap(),
         )
-        .unwrap();
-    config.spec.node_mesh_password = Some(
-        serde_json::from_value(serde_json::json!({
-            "secretKeyRef": {"name": "bgp-secrets", "key": "mesh-password"}
-        }))
-        .unwrap(),
-    );
-    store.run(store.client.update_typed(config)).unwrap();
+    });
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let sockets = lab.exec("node-1", &["ss", "-tnie", "sport = :179 or dport = :179"]);
@@ -577,18 +627,9 @@ fn bgp_route_reflectors_replace_the_mesh() {
     let state = lab.state();
     let store = calico_lab::datastore::Store::connect(state.datastore.as_ref().unwrap()).unwrap();
     for name in ["node-1", "node-2"] {
-        let mut node = store
-            .run(store.client.get_typed::<calico_model::Node>("", name))
-            .unwrap();
-        node.metadata
-            .labels
-            .insert("route-reflector".into(), "true".into());
-        node.spec
-            .bgp
-            .as_mut()
-            .expect("registered with BGP settings")
-            .route_reflector_cluster_id = "244.0.0.1".into();
-        store.run(store.client.update_typed(node)).unwrap();
+        change_node(&store, name, ("route-reflector", "true"), |bgp| {
+            bgp.route_reflector_cluster_id = "244.0.0.1".into()
+        });
     }
     apply(
         &lab,
@@ -601,15 +642,7 @@ spec:
   peerSelector: route-reflector == 'true'
 ",
     );
-    let mut config = store
-        .run(
-            store
-                .client
-                .get_typed::<calico_model::BgpConfiguration>("", "default"),
-        )
-        .unwrap();
-    config.spec.node_to_node_mesh_enabled = Some(false);
-    store.run(store.client.update_typed(config)).unwrap();
+    change_bgp_configuration(&store, |spec| spec.node_to_node_mesh_enabled = Some(false));
 
     // Clients peer with both reflectors only; the reflectors with each
     // other and every client.
@@ -633,18 +666,8 @@ spec:
     // node-4's block reaches node-3 through a reflector, with node-4 kept
     // as the next hop, and every pod still reaches every other.
     let pod = state.pods.iter().find(|p| p.node == "node-4").unwrap();
-    let block = ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
-        .unwrap()
-        .trunc();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !bgp_routes(&lab, "node-3").contains(&format!("{block} via 10.11.1.14 dev eth0")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            bgp_routes(&lab, "node-3")
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let route = format!("{} via 10.11.1.14 dev eth0", block_of(pod));
+    wait_for_bgp_route(&lab, "node-3", &route, String::new);
     let check = lab.ok(&["check", "--timeout-seconds", "30"]);
     assert!(
         check.contains("check passed: 12 flows, 12 allowed"),
@@ -781,17 +804,10 @@ protocol bgp rack_b {
     // Calico's AS-per-rack recipe: an AS and a rack label per node, a
     // BGPPeer per rack to its top-of-rack router, no mesh.
     let store = calico_lab::datastore::Store::connect(state.datastore.as_ref().unwrap()).unwrap();
-    for (name, rack, asn) in [("node-1", "a", 65001u32), ("node-2", "b", 65002)] {
-        let mut node = store
-            .run(store.client.get_typed::<calico_model::Node>("", name))
-            .unwrap();
-        node.metadata.labels.insert("rack".into(), rack.into());
-        node.spec
-            .bgp
-            .as_mut()
-            .expect("registered with BGP settings")
-            .as_number = Some(calico_model::AsNumber::parse(&asn.to_string()).unwrap());
-        store.run(store.client.update_typed(node)).unwrap();
+    for (name, rack, asn) in [("node-1", "a", "65001"), ("node-2", "b", "65002")] {
+        change_node(&store, name, ("rack", rack), |bgp| {
+            bgp.as_number = calico_model::AsNumber::parse(asn)
+        });
     }
     apply(
         &lab,
@@ -814,15 +830,7 @@ spec:
   asNumber: 65000
 ",
     );
-    let mut config = store
-        .run(
-            store
-                .client
-                .get_typed::<calico_model::BgpConfiguration>("", "default"),
-        )
-        .unwrap();
-    config.spec.node_to_node_mesh_enabled = Some(false);
-    store.run(store.client.update_typed(config)).unwrap();
+    change_bgp_configuration(&store, |spec| spec.node_to_node_mesh_enabled = Some(false));
 
     wait_for_peers(&lab, "node-1", &[("10.11.1.1", "node specific")]);
     wait_for_peers(&lab, "node-2", &[("10.11.2.1", "node specific")]);
@@ -830,19 +838,9 @@ spec:
     // node-2's block reaches node-1 from the router (eBGP: next hop the
     // router), having crossed AS 65000 from AS 65002.
     let pod = state.pods.iter().find(|p| p.node == "node-2").unwrap();
-    let block = ipnet::Ipv4Net::new(pod.ip.parse().unwrap(), 26)
-        .unwrap()
-        .trunc();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !bgp_routes(&lab, "node-1").contains(&format!("{block} via 10.11.1.1 dev eth0")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}\n{}",
-            bgp_routes(&lab, "node-1"),
-            bird.birdc("show route all")
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let block = block_of(pod);
+    let route = format!("{block} via 10.11.1.1 dev eth0");
+    wait_for_bgp_route(&lab, "node-1", &route, || bird.birdc("show route all"));
     let routes = bird.birdc(&format!("show route {block} all"));
     assert!(routes.contains("BGP.as_path: 65002"), "{routes}");
     let check = lab.ok(&["check", "--timeout-seconds", "30"]);

@@ -555,16 +555,22 @@ impl Agent {
                 error = self.failing().unwrap_or_default(),
                 "dataplane update failed; retrying"
             );
-            if !self.retry_scheduled {
-                self.retry_scheduled = true;
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_AFTER).await;
-                    let _ = tx.send(Msg::Tick(Tick::Retry));
-                });
-            }
+            self.schedule_retry();
         }
         self.publish_health();
+    }
+
+    /// Sends a retry tick after [`RETRY_AFTER`], unless one is on its way.
+    fn schedule_retry(&mut self) {
+        if self.retry_scheduled {
+            return;
+        }
+        self.retry_scheduled = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RETRY_AFTER).await;
+            let _ = tx.send(Msg::Tick(Tick::Retry));
+        });
     }
 
     /// What is failing in the dataplane, if anything.
@@ -638,14 +644,7 @@ impl Agent {
                     error!(error = e.as_str(), "cross-node routing failed; retrying");
                 }
                 self.overlay_failing = Some(format!("cross-node routing: {e}"));
-                if !self.retry_scheduled {
-                    self.retry_scheduled = true;
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(RETRY_AFTER).await;
-                        let _ = tx.send(Msg::Tick(Tick::Retry));
-                    });
-                }
+                self.schedule_retry();
             }
         }
         self.publish_health();
