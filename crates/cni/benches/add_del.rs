@@ -1,12 +1,19 @@
 //! ADD and DEL latency of the `calico` binary, as a runtime sees it (fork,
-//! exec, datastore, IPAM, kernel), side by side with the reference `ptp`
-//! plugin with `host-local` IPAM in the same run, interleaved.
+//! exec, datastore, IPAM, kernel), side by side with two reference
+//! configurations from containernetworking-plugins in the same run,
+//! interleaved: `bridge` with `host-local` IPAM (a bridge of its own in the
+//! node namespace, `isGateway`, as commonly configured) and `ptp` with
+//! `host-local`.
 //!
 //!     cargo bench -p calico-cni --bench add_del [-- ITERATIONS]
 //!
 //! Needs root and containernetworking-plugins in /usr/lib/cni. Calico runs
 //! with its own IPAM against an embedded datastore file in a temporary
 //! directory (a pool, the node and ClusterInformation prepared first).
+//! One untimed warm-up round comes first (calico's first ADD claims the
+//! node's block, bridge's first ADD creates the bridge); after that each
+//! iteration runs ADD then DEL for every configuration, the configuration
+//! that goes first rotating from one iteration to the next.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -20,6 +27,27 @@ use calico_datastore::EmbeddedBackend;
 use calico_model::{IpPool, IpPoolSpec, Node, ObjectMeta};
 use calico_netlink::testing::ScratchNetns;
 
+/// One plugin configuration under test and the times measured for it.
+struct Subject {
+    name: &'static str,
+    binary: String,
+    conf: serde_json::Value,
+    add: Vec<Duration>,
+    del: Vec<Duration>,
+}
+
+impl Subject {
+    fn new(name: &'static str, binary: &str, conf: serde_json::Value) -> Self {
+        Subject {
+            name,
+            binary: binary.to_string(),
+            conf,
+            add: Vec::new(),
+            del: Vec::new(),
+        }
+    }
+}
+
 fn main() {
     let iterations: usize = std::env::args()
         .skip(1)
@@ -32,45 +60,119 @@ fn main() {
     let pod = ScratchNetns::new("benchpod");
     let netns = pod.path().display().to_string();
 
-    let calico_conf = serde_json::json!({
-        "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calico",
-        "log_level": "error", "nodename": "node-1", "mtu": 1450,
-        "ipam": {"type": "calico-ipam"},
-    });
-    let ptp_conf = serde_json::json!({
-        "cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp", "mtu": 1450,
-        "ipam": {"type": "host-local", "dataDir": dir.path().join("host-local"),
-                 "ranges": [[{"subnet": "10.88.0.0/16"}]]},
-    });
-    let calico = env!("CARGO_BIN_EXE_calico");
-    let mut rows: Vec<(&str, Vec<Duration>)> = vec![
-        ("calico ADD", Vec::new()),
-        ("calico DEL", Vec::new()),
-        ("ptp+host-local ADD", Vec::new()),
-        ("ptp+host-local DEL", Vec::new()),
+    let host_local = |data: &str, subnet: &str| {
+        serde_json::json!({
+            "type": "host-local", "dataDir": dir.path().join(data),
+            "ranges": [[{"subnet": subnet}]],
+        })
+    };
+    let mut subjects = [
+        Subject::new(
+            "calico + calico-ipam",
+            env!("CARGO_BIN_EXE_calico"),
+            serde_json::json!({
+                "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calico",
+                "log_level": "error", "nodename": "node-1", "mtu": 1450,
+                "ipam": {"type": "calico-ipam"},
+            }),
+        ),
+        Subject::new(
+            "bridge + host-local",
+            "/usr/lib/cni/bridge",
+            serde_json::json!({
+                "cniVersion": "1.0.0", "name": "bench-bridge", "type": "bridge",
+                "bridge": "benchbr0", "isGateway": true, "mtu": 1450,
+                "ipam": host_local("host-local-bridge", "10.89.0.0/16"),
+            }),
+        ),
+        Subject::new(
+            "ptp + host-local",
+            "/usr/lib/cni/ptp",
+            serde_json::json!({
+                "cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp", "mtu": 1450,
+                "ipam": host_local("host-local-ptp", "10.88.0.0/16"),
+            }),
+        ),
     ];
     let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench;K8S_POD_INFRA_CONTAINER_ID=bench;K8S_POD_UID=u";
+    let run = |subject: &Subject, command: &str, id: &str| {
+        invoke(
+            &subject.binary,
+            &node,
+            &db,
+            command,
+            id,
+            &netns,
+            args,
+            &subject.conf,
+        )
+    };
+
+    let load_before = load_average();
+    for subject in &subjects {
+        run(subject, "ADD", "warmup");
+        run(subject, "DEL", "warmup");
+    }
+    let n = subjects.len();
     for i in 0..iterations {
         let id = format!("bench{i}");
-        for (slot, binary, conf) in [
-            (0, calico, &calico_conf),
-            (2, "/usr/lib/cni/ptp", &ptp_conf),
-        ] {
-            for (offset, command) in [(0, "ADD"), (1, "DEL")] {
-                let elapsed = invoke(binary, &node, &db, command, &id, &netns, args, conf);
-                rows[slot + offset].1.push(elapsed);
-            }
+        for k in 0..n {
+            let subject = &mut subjects[(i + k) % n];
+            let add = run(subject, "ADD", &id);
+            let del = run(subject, "DEL", &id);
+            subject.add.push(add);
+            subject.del.push(del);
         }
     }
-    println!("CNI ADD/DEL through the binaries, {iterations} iterations (median / p90):");
-    for (name, mut times) in rows {
-        times.sort();
+    let load_after = load_average();
+
+    println!("CNI ADD/DEL through the binaries, {iterations} iterations, interleaved (ms):");
+    println!("  load average before: {load_before}; after: {load_after}");
+    println!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>9}",
+        "plugins", "ADD p50", "ADD p95", "DEL p50", "DEL p95"
+    );
+    let mut medians = Vec::new();
+    for subject in &mut subjects {
+        subject.add.sort();
+        subject.del.sort();
         println!(
-            "  {name:<20} {:>8.2} ms  {:>8.2} ms",
-            times[times.len() / 2].as_secs_f64() * 1e3,
-            times[times.len() * 9 / 10].as_secs_f64() * 1e3
+            "  {:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            subject.name,
+            millis(percentile(&subject.add, 50)),
+            millis(percentile(&subject.add, 95)),
+            millis(percentile(&subject.del, 50)),
+            millis(percentile(&subject.del, 95)),
+        );
+        medians.push((
+            millis(percentile(&subject.add, 50)),
+            millis(percentile(&subject.del, 50)),
+        ));
+    }
+    let (calico_add, calico_del) = medians[0];
+    for (subject, (add, del)) in subjects.iter().zip(&medians).skip(1) {
+        println!(
+            "  calico / {:<20} ADD p50 {:.2}x   DEL p50 {:.2}x",
+            subject.name,
+            calico_add / add,
+            calico_del / del
         );
     }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p).div_ceil(100).max(1) - 1]
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[allow(clippy::too_many_arguments)]
