@@ -262,6 +262,20 @@ fn podman_containers_get_calico_addresses_and_talk() {
     podman
         .run(&["rm", "--force", "--time", "0", "listener", "talker"])
         .unwrap_or_else(|e| panic!("{e}"));
+    // A container that had already exited is torn down by podman's cleanup
+    // process, which `rm` does not always wait for: wait for its DEL.
+    let torn_down = support::wait_for(Duration::from_secs(20), || {
+        let veths_gone = {
+            let links = node.link_names();
+            veths.iter().all(|v| !links.contains(v))
+        };
+        (!store.is_assigned(server_ip)
+            && !store.is_assigned(client_ip)
+            && store.endpoints().is_empty()
+            && veths_gone)
+            .then_some(())
+    });
+    assert!(torn_down.is_some(), "the containers' DEL did not finish");
     for (id, ip) in [(&server_id, server_ip), (&client_id, client_ip)] {
         assert!(!store.is_assigned(ip), "{ip} still assigned");
         assert!(
