@@ -33,10 +33,15 @@ fn foreign_tables(ns: &NftNetns) -> String {
         add rule inet kube-proxy filter-input ip daddr @cluster-ips counter accept\n\
         add table ip calico\n\
         add chain ip calico other\n";
-    let path = std::env::temp_dir().join(format!("nft-foreign-{}.nft", std::process::id()));
-    std::fs::write(&path, script).expect("writing script");
-    ns.nft(&["-f", path.to_str().expect("utf-8 path")]);
-    let _ = std::fs::remove_file(&path);
+    // A file of this call's own: tests run in parallel threads of one
+    // process.
+    let file = tempfile::Builder::new()
+        .prefix("nft-foreign-")
+        .suffix(".nft")
+        .tempfile()
+        .expect("creating script file");
+    std::fs::write(file.path(), script).expect("writing script");
+    ns.nft(&["-f", file.path().to_str().expect("utf-8 path")]);
     foreign_listing(ns)
 }
 
