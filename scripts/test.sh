@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+# One build from a clean checkout: the incremental cache would only cost disk.
+export CARGO_INCREMENTAL=0
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-export CARGO_INCREMENTAL=0
 log_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$log_dir"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log_dir/test-output.log"
