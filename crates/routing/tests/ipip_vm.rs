@@ -21,7 +21,7 @@ use std::time::Duration;
 use calico_model::EncapMode;
 use calico_netlink::testing::ScratchNetns;
 use calico_routing::Reconciler;
-use common::{Lab, PoolModes, sh, tx_packets};
+use common::{Lab, PoolModes, all_pairs_reach, sh, tx_packets};
 
 /// Set in the guest; selects the guest side of the test.
 const GUEST_ENV: &str = "CALICO_ROUTING_IPIP_GUEST";
@@ -176,19 +176,6 @@ fn guest() {
 fn report_routes(phase: &str, ns: &ScratchNetns) {
     for route in sh(ns, "ip route show proto 80").lines() {
         report(&format!("{phase} a route {}", route.trim()));
-    }
-}
-
-fn all_pairs_reach(lab: &Lab) {
-    for (from, to) in [
-        ("a", "b"),
-        ("b", "a"),
-        ("a", "c"),
-        ("c", "a"),
-        ("b", "c"),
-        ("c", "b"),
-    ] {
-        assert!(lab.reaches((from, 0), (to, 0)), "{from} -> {to}");
     }
 }
 

@@ -51,7 +51,7 @@ impl SocketContext {
             Some(key) => tcp_md5::set_key(socket, peer, key.as_bytes()),
             None => tcp_md5::clear_key(socket, peer),
         };
-        result.map_err(|e| io::Error::other(error_chain(&e)))
+        result.map_err(|e| io::Error::other(crate::error_chain(&e)))
     }
 
     /// A listener on `address`.
@@ -91,18 +91,6 @@ impl SocketContext {
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
         }
     }
-}
-
-/// An error and its causes on one line, for a peer's status.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// What the writer task is told.

@@ -54,11 +54,8 @@ impl OverlayState {
         self.dirty |= changed;
     }
 
-    /// Forgets a block; whether it was known.
-    pub fn remove_block(&mut self, key: &str) -> bool {
-        let known = self.blocks.remove(key).is_some();
-        self.dirty |= known;
-        known
+    pub fn remove_block(&mut self, key: &str) {
+        self.dirty |= self.blocks.remove(key).is_some();
     }
 
     pub fn set_felix(&mut self, global: bool, spec: Option<FelixConfigurationSpec>) {

@@ -297,3 +297,17 @@ fn attach(
         ],
     );
 }
+
+/// TCP from each node's first pod to every other node's.
+pub fn all_pairs_reach(lab: &Lab) {
+    for (from, to) in [
+        ("a", "b"),
+        ("b", "a"),
+        ("a", "c"),
+        ("c", "a"),
+        ("b", "c"),
+        ("c", "b"),
+    ] {
+        assert!(lab.reaches((from, 0), (to, 0)), "{from} -> {to}");
+    }
+}
