@@ -71,7 +71,7 @@
 //!   groups.
 //!
 //! ```
-//! use calico_dataplane::{DataplaneConfig, generate};
+//! use calico_dataplane::{DataplaneConfig, Direction, generate};
 //! use calico_model::{Action, ObjectMeta, Profile, Rule, WorkloadEndpoint};
 //! use calico_policy::{EngineConfig, PolicyEngine};
 //!
@@ -92,7 +92,8 @@
 //! let ruleset = generate(&engine.snapshot(), &config);
 //! assert!(ruleset.validate().is_empty());
 //! let v4 = &ruleset.tables[&config.tables()[0]];
-//! assert!(v4.chains.contains_key("cali-tw-cali0123456789a"));
+//! let to_pod = calico_dataplane::workload_chain(v4, "cali0123456789a", Direction::Ingress);
+//! assert!(to_pod.is_some_and(|chain| chain.starts_with("cali-tw-")));
 //! assert!(v4.chains.contains_key("cali-pri-kns.demo"));
 //! ```
 //!
@@ -109,4 +110,5 @@ pub use calico_policy::program::Direction;
 pub use config::{ConfigError, DataplaneConfig, EndpointToHostAction, Marks, failsafe_from_felix};
 pub use generate::{
     Dirty, Generation, Generator, SkipReason, Skipped, generate, generate_with_report,
+    workload_chain,
 };

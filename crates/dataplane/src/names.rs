@@ -9,6 +9,7 @@
 //! never share a name.
 
 use base64::Engine as _;
+use calico_nftables::Rule;
 use calico_policy::{IpSetId, PolicyKey, PolicyKind};
 use sha2::{Digest, Sha224};
 
@@ -113,7 +114,28 @@ impl EndpointChain {
 /// host interface (`interfaceName: "*"`), in chain names.
 pub const ALL_INTERFACES: &str = "any-interface-at-all";
 
-/// The chain of one endpoint, named after its interface.
+/// Length of the content hash that names a workload chain: 96 bits, far
+/// beyond any chance of two different chains sharing a name.
+const WORKLOAD_HASH_LEN: usize = 16;
+
+/// A workload's chain for one direction (`ToWorkload` or `FromWorkload`),
+/// named after what it holds: the prefix and a hash of its rules. Every
+/// workload whose chain would hold the same rules (in practice, every
+/// replica of a deployment) goes to the same chain, so the table grows
+/// with the distinct programs on the node, not with its pods; the dispatch
+/// maps say which interface goes where. (Calico names these chains after
+/// the interface, one per workload.)
+pub fn workload_chain(kind: EndpointChain, rules: &[Rule]) -> String {
+    let mut digest = Sha224::new();
+    for rule in rules {
+        digest.update(rule.to_string().as_bytes());
+        digest.update(b"\n");
+    }
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.finalize());
+    format!("{}{}", kind.prefix(), &hash[..WORKLOAD_HASH_LEN])
+}
+
+/// The chain of one host endpoint, named after its interface.
 pub fn endpoint_chain(kind: EndpointChain, interface: &str) -> String {
     let interface = if interface == "*" {
         ALL_INTERFACES
@@ -184,8 +206,8 @@ mod tests {
                 "cali-pri-kns.prod",
             ),
             (
-                endpoint_chain(EndpointChain::ToWorkload, "cali1234567890a"),
-                "cali-tw-cali1234567890a",
+                endpoint_chain(EndpointChain::FromHost, "eth0"),
+                "cali-fh-eth0",
             ),
             (
                 endpoint_chain(EndpointChain::FromHost, "*"),
@@ -202,6 +224,20 @@ mod tests {
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn workload_chains_are_named_by_their_rules() {
+        let drop = [Rule::new().drop()];
+        let accept = [Rule::new().accept()];
+        let name = workload_chain(EndpointChain::ToWorkload, &drop);
+        assert!(name.starts_with("cali-tw-"), "{name}");
+        assert!(calico_nftables::validate::is_identifier(&name));
+        assert_eq!(name, workload_chain(EndpointChain::ToWorkload, &drop));
+        assert_ne!(name, workload_chain(EndpointChain::ToWorkload, &accept));
+        assert_ne!(name, workload_chain(EndpointChain::ToWorkload, &[]));
+        let from = workload_chain(EndpointChain::FromWorkload, &drop);
+        assert_eq!(from.strip_prefix("cali-fw-"), name.strip_prefix("cali-tw-"));
     }
 
     #[test]

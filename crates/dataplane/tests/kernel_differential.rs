@@ -25,7 +25,7 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use calico_dataplane::{DataplaneConfig, generate};
+use calico_dataplane::{DataplaneConfig, Direction, generate, workload_chain};
 use calico_nftables::{Ruleset, TableId, Transaction};
 use calico_policy::eval::{self, Flow, Packet, Verdict};
 use calico_policy::explain::{self, ResourceSet};
@@ -128,7 +128,14 @@ fn chains_for(ruleset: &Ruleset, table: &TableId, src: &str, dst: &str) -> Strin
     let Some(t) = ruleset.tables.get(table) else {
         return String::new();
     };
-    let mut names = vec![format!("cali-fw-{src}"), format!("cali-tw-{dst}")];
+    let mut names: Vec<String> = [
+        workload_chain(t, src, Direction::Egress),
+        workload_chain(t, dst, Direction::Ingress),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::to_string)
+    .collect();
     let mut out = String::new();
     let mut i = 0;
     while i < names.len() {

@@ -169,7 +169,10 @@ fn policy_is_enforced_repaired_and_bad_resources_skipped_on_etcd() {
     let repaired = wait_for(
         Duration::from_secs(5),
         "the deleted table to be repaired",
-        || list_table(&cluster.node, "ip").is_some_and(|t| t.contains("cali-tw-cali0000000000b")),
+        || {
+            list_table(&cluster.node, "ip")
+                .is_some_and(|t| t.contains("\"cali0000000000b\" : goto cali-tw-"))
+        },
         || agent.log(),
     );
     eprintln!("table repaired {repaired:?} after deletion");

@@ -9,7 +9,9 @@
 //! What each piece depends on:
 //!
 //! - a workload's chains: its program, and which of the policies and
-//!   profiles it names exist (a missing one is left out);
+//!   profiles it names exist (a missing one is left out); workloads with
+//!   the same chains share them, counted, and a chain goes when its last
+//!   workload does;
 //! - a policy's or profile's chain: its rules, and the members of the IP
 //!   sets a rule reads (a short nets list is written into the rule);
 //! - a named set: its IP set's members and how rules use it;
@@ -32,13 +34,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_nftables::{Family, Ruleset, TableId, Verdict};
+use calico_nftables::{Family, Map, Ruleset, TableId, Value, Verdict};
 use calico_policy::program::{Dataplane, Direction, EndpointProgram, Failsafe};
 use calico_policy::{Changes, EndpointKey, IpSetId, PolicyKey};
 
 use super::{Endpoints, Generation, TableBuilder, generate_with_report, put};
 use crate::config::DataplaneConfig;
-use crate::names::{self, EndpointChain};
+use crate::names;
 use crate::rules::{Fam, SetUse};
 
 const DIRECTIONS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
@@ -111,6 +113,8 @@ struct Last {
 struct Memo {
     /// Workloads with chains in this table, by interface.
     endpoints: BTreeMap<String, Refs>,
+    /// How many workloads use each workload chain (they are shared).
+    chain_users: BTreeMap<String, usize>,
     /// How many workload chains name each policy and profile (present or
     /// not): a present one named at least once has a chain.
     policy_refs: BTreeMap<(PolicyKey, Direction), usize>,
@@ -122,22 +126,25 @@ struct Memo {
     sets: BTreeMap<IpSetId, SetUse>,
 }
 
-/// The endpoint a workload's chains were made for, and what they name.
+/// The endpoint a workload's chains were made for, the chains its
+/// interface is dispatched to (to it, from it), and what they name.
 #[derive(Debug)]
 struct Refs {
     endpoint: EndpointKey,
+    chains: (String, String),
     policies: Vec<(PolicyKey, Direction)>,
     profiles: Vec<(String, Direction)>,
 }
 
 impl Refs {
-    fn of(ep: &EndpointProgram) -> Refs {
+    fn of(ep: &EndpointProgram, chains: (String, String)) -> Refs {
         let tiers = |direction| match direction {
             Direction::Ingress => &ep.normal.ingress,
             Direction::Egress => &ep.normal.egress,
         };
         Refs {
             endpoint: ep.key.clone(),
+            chains,
             policies: DIRECTIONS
                 .iter()
                 .flat_map(|d| {
@@ -379,28 +386,46 @@ impl Patch<'_, '_> {
             || refs.profiles.iter().any(|(p, _)| flipped.1.contains(p))
     }
 
-    /// (Re)makes one workload's chains and counts what they name.
+    /// (Re)makes one workload's chains and counts what they name. The
+    /// chains it used before are released only after the new ones are in,
+    /// so a chain it keeps using stays as it was.
     fn workload(&mut self, iface: &str, ep: &EndpointProgram) {
-        self.forget_workload(iface);
         self.refs_changed = true;
-        self.b.workload_endpoint(iface, ep);
-        let refs = Refs::of(ep);
+        let before = self.memo.endpoints.remove(iface);
+        let chains = self.b.workload_endpoint(ep);
+        for chain in [&chains.0, &chains.1] {
+            *self.memo.chain_users.entry(chain.clone()).or_default() += 1;
+        }
+        let refs = Refs::of(ep, chains);
         count(&mut self.memo.policy_refs, &refs.policies, true);
         count(&mut self.memo.profile_refs, &refs.profiles, true);
         self.memo.endpoints.insert(iface.to_string(), refs);
+        if let Some(before) = before {
+            self.release(before);
+        }
     }
 
-    /// Drops the chains of a workload, if it had any.
+    /// Drops a workload's chains, if it had any.
     fn forget_workload(&mut self, iface: &str) {
-        if let Some(old) = self.memo.endpoints.remove(iface) {
+        if let Some(before) = self.memo.endpoints.remove(iface) {
             self.refs_changed = true;
-            count(&mut self.memo.policy_refs, &old.policies, false);
-            count(&mut self.memo.profile_refs, &old.profiles, false);
-            for kind in [EndpointChain::ToWorkload, EndpointChain::FromWorkload] {
-                self.b
-                    .table
-                    .chains
-                    .remove(&names::endpoint_chain(kind, iface));
+            self.release(before);
+        }
+    }
+
+    /// Uncounts what a workload's chains named, and removes the chains no
+    /// other workload uses.
+    fn release(&mut self, refs: Refs) {
+        count(&mut self.memo.policy_refs, &refs.policies, false);
+        count(&mut self.memo.profile_refs, &refs.profiles, false);
+        for chain in [refs.chains.0, refs.chains.1] {
+            let users = self.memo.chain_users.get_mut(&chain);
+            match users {
+                Some(n) if *n > 1 => *n -= 1,
+                _ => {
+                    self.memo.chain_users.remove(&chain);
+                    self.b.table.chains.remove(&chain);
+                }
             }
         }
     }
@@ -446,10 +471,9 @@ impl Patch<'_, '_> {
             if !kept {
                 self.workload(iface, ep);
             }
-            let tw = names::endpoint_chain(EndpointChain::ToWorkload, iface);
-            let fw = names::endpoint_chain(EndpointChain::FromWorkload, iface);
-            to.insert(*iface, Verdict::goto(tw));
-            from.insert(*iface, Verdict::goto(fw));
+            let (tw, fw) = &self.memo.endpoints[*iface].chains;
+            to.insert(*iface, Verdict::goto(tw.clone()));
+            from.insert(*iface, Verdict::goto(fw.clone()));
         }
         self.b.workload_dispatch(from, to);
     }
@@ -465,10 +489,40 @@ impl Patch<'_, '_> {
             .filter(|(_, r)| Self::names(r, flipped))
             .map(|(iface, r)| (iface.clone(), r.endpoint.clone()))
             .collect();
+        let mut remade = Vec::new();
         for (iface, key) in affected {
             if let Some(ep) = dp.endpoints.get(&key) {
                 self.workload(&iface, ep);
+                remade.push(iface);
             }
+        }
+        self.redirect(&remade);
+    }
+
+    /// Points the dispatch maps' entries for `ifaces` at their workloads'
+    /// current chains (which are named after their rules, so a remade
+    /// chain may have a new name).
+    fn redirect(&mut self, ifaces: &[String]) {
+        if ifaces.is_empty() {
+            return;
+        }
+        for dispatch in [names::TO_WORKLOAD_DISPATCH, names::FROM_WORKLOAD_DISPATCH] {
+            let name = names::dispatch_map(dispatch);
+            let Some(map) = self.b.table.maps.get(&name) else {
+                continue;
+            };
+            let mut map = Map::clone(map);
+            for iface in ifaces {
+                let (to, from) = &self.memo.endpoints[iface].chains;
+                let chain = if dispatch == names::TO_WORKLOAD_DISPATCH {
+                    to
+                } else {
+                    from
+                };
+                map.entries
+                    .insert(Value::name(iface.as_str()), Verdict::goto(chain.clone()));
+            }
+            put(&mut self.b.table.maps, name, map);
         }
     }
 

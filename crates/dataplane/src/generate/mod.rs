@@ -5,10 +5,10 @@
 //!
 //! ```text
 //! forward ─ ct established/related: accept
-//!         ├ iifname cali* ─ cali-from-wl-dispatch ─ vmap iifname ─ goto cali-fw-IF (egress)
+//!         ├ iifname cali* ─ cali-from-wl-dispatch ─ vmap iifname ─ goto cali-fw-P (egress)
 //!         │                                        └ unknown cali interface: drop
 //!         ├ otherwise, host endpoints ─ cali-from-hep-forward ─ vmap iifname ─ cali-fhfw-IF
-//!         ├ oifname cali* ─ cali-to-wl-dispatch ─ vmap oifname ─ goto cali-tw-IF (ingress)
+//!         ├ oifname cali* ─ cali-to-wl-dispatch ─ vmap oifname ─ goto cali-tw-P (ingress)
 //!         ├ otherwise, host endpoints ─ cali-to-hep-forward ─ vmap oifname ─ cali-thfw-IF
 //!         └ accept mark set: accept
 //! input ── ct established/related: accept
@@ -23,6 +23,14 @@
 //! With host endpoints that have doNotTrack or preDNAT policy, base chains
 //! at raw priority (prerouting, output) and mangle priority (prerouting)
 //! run those first; what they allow carries the accept mark into input.
+//!
+//! `P` is a hash of the chain's rules: workloads with the same program
+//! (the replicas of a deployment, say) share their chains, so the table
+//! grows with the distinct programs on the node rather than with its pods.
+//! That matters beyond memory: the kernel checks every chain reachable
+//! from a base chain on each commit that adds a rule or a jump, so the
+//! cost of every update grows with the table. Host endpoint chains (`IF`)
+//! are named after their interface.
 //!
 //! An endpoint chain runs the endpoint's tiers in order, jumping to one
 //! shared chain per policy (`cali-pi-…`/`cali-po-…`), then its profiles
@@ -135,6 +143,27 @@ pub fn generate_with_report(dp: &Dataplane, config: &DataplaneConfig) -> Generat
         ruleset,
         skipped: endpoints.skipped,
     }
+}
+
+/// The chain `table` dispatches a workload's interface to, for traffic to
+/// the workload (`Ingress`) or from it (`Egress`); `None` when the
+/// interface has none (unknown to the table, or without an address in its
+/// family).
+pub fn workload_chain<'t>(
+    table: &'t Table,
+    interface: &str,
+    direction: Direction,
+) -> Option<&'t str> {
+    let dispatch = match direction {
+        Direction::Ingress => names::TO_WORKLOAD_DISPATCH,
+        Direction::Egress => names::FROM_WORKLOAD_DISPATCH,
+    };
+    table
+        .maps
+        .get(&names::dispatch_map(dispatch))?
+        .entries
+        .get(&Value::name(interface))?
+        .target()
 }
 
 /// Puts `value` in `objects` under `name`, keeping the one there if equal
@@ -437,7 +466,7 @@ impl<'a> TableBuilder<'a> {
                 from.insert(iface, Verdict::Drop);
                 continue;
             }
-            let (tw, fw) = self.workload_endpoint(iface, ep);
+            let (tw, fw) = self.workload_endpoint(ep);
             to.insert(iface, Verdict::goto(tw));
             from.insert(iface, Verdict::goto(fw));
         }
@@ -445,10 +474,9 @@ impl<'a> TableBuilder<'a> {
     }
 
     /// The ingress and egress chains of a workload with an address in this
-    /// family, by name.
-    fn workload_endpoint(&mut self, iface: &str, ep: &EndpointProgram) -> (String, String) {
-        let tw = names::endpoint_chain(EndpointChain::ToWorkload, iface);
-        let fw = names::endpoint_chain(EndpointChain::FromWorkload, iface);
+    /// family, by name. Workloads with the same program share them (see
+    /// [`names::workload_chain`]).
+    fn workload_endpoint(&mut self, ep: &EndpointProgram) -> (String, String) {
         let ingress = self.endpoint_chain(
             &ep.normal.ingress,
             &ep.profiles,
@@ -463,6 +491,8 @@ impl<'a> TableBuilder<'a> {
             Stage::Normal,
             None,
         );
+        let tw = names::workload_chain(EndpointChain::ToWorkload, &ingress);
+        let fw = names::workload_chain(EndpointChain::FromWorkload, &egress);
         self.chain(tw.clone(), ingress);
         self.chain(fw.clone(), egress);
         (tw, fw)

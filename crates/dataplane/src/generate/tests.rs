@@ -156,7 +156,8 @@ fn endpoint_chains_follow_the_program() {
     );
     let ruleset = generate(&dp, &DataplaneConfig::default());
     let v4 = &ruleset.tables[&TableId::new(Family::Ip, "calico")];
-    let rules: Vec<String> = v4.chains["cali-tw-cali0000000000a"]
+    let to_pod = workload_chain(v4, "cali0000000000a", Direction::Ingress).unwrap();
+    let rules: Vec<String> = v4.chains[to_pod]
         .rules
         .iter()
         .map(ToString::to_string)
@@ -182,7 +183,8 @@ fn endpoint_chains_follow_the_program() {
     );
     assert_eq!(v4.chains["cali-pi-gnp.p"].rules.len(), 0);
     // Egress has no tiers: straight to the profile.
-    assert_eq!(v4.chains["cali-fw-cali0000000000a"].rules.len(), 5);
+    let from_pod = workload_chain(v4, "cali0000000000a", Direction::Egress).unwrap();
+    assert_eq!(v4.chains[from_pod].rules.len(), 5);
 }
 
 /// A policy or profile an unchanged endpoint names comes and goes: the
@@ -230,4 +232,81 @@ fn patched_endpoint_chains_follow_the_policies_they_name() {
     check(&mut generator, &dp, profile_changed.clone());
     dp = dataplane(dp.endpoints.into_values().collect());
     check(&mut generator, &dp, profile_changed);
+}
+
+/// Workloads with the same program share their chains; a patched
+/// generation drops a shared chain only with its last workload.
+#[test]
+fn workloads_with_the_same_program_share_chains() {
+    let w = |name: &str| EndpointKey::workload("ns", name);
+    let policy = PolicyKey::global("p");
+    let tier = TierProgram {
+        name: "default".into(),
+        default_action: TierAction::Deny,
+        policies: vec![policy.clone()],
+    };
+    let mut a = endpoint(w("a"), "cali0000000000a", "10.0.0.1/32");
+    let mut b = endpoint(w("b"), "cali0000000000b", "10.0.0.2/32");
+    let c = endpoint(w("c"), "cali0000000000c", "10.0.0.3/32");
+    a.normal.ingress = vec![tier.clone()];
+    b.normal.ingress = vec![tier];
+    let mut dp = dataplane(vec![a, b, c]);
+    dp.policies.insert(
+        policy.clone(),
+        calico_policy::program::PolicyProgram {
+            key: policy,
+            tier: "default".into(),
+            ingress: Vec::new(),
+            egress: Vec::new(),
+        },
+    );
+    let config = DataplaneConfig::default();
+    let id = TableId::new(Family::Ip, "calico");
+    let chain = |ruleset: &Ruleset, iface: &str, direction| {
+        workload_chain(&ruleset.tables[&id], iface, direction).map(str::to_string)
+    };
+    let prefixed = |ruleset: &Ruleset, prefix: &str| {
+        ruleset.tables[&id]
+            .chains
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .count()
+    };
+
+    let mut generator = Generator::new(config.clone());
+    let first = generator.generate(&dp, &Dirty::everything()).ruleset;
+    assert_eq!(first, generate(&dp, &config));
+    let (to_a, to_b, to_c) = (
+        chain(&first, "cali0000000000a", Direction::Ingress).unwrap(),
+        chain(&first, "cali0000000000b", Direction::Ingress).unwrap(),
+        chain(&first, "cali0000000000c", Direction::Ingress).unwrap(),
+    );
+    assert_eq!(to_a, to_b);
+    assert_ne!(to_a, to_c);
+    assert_eq!(prefixed(&first, "cali-tw-"), 2);
+    // Egress is the same (profile only) for all three.
+    assert_eq!(prefixed(&first, "cali-fw-"), 1);
+
+    // `a` goes: the chain it shared with `b` stays, as it was.
+    let gone = dp.endpoints.remove(&w("a")).unwrap();
+    let dirty = Dirty {
+        endpoints: [gone.key.clone()].into(),
+        ..Dirty::default()
+    };
+    let second = generator.generate(&dp, &dirty).ruleset;
+    assert_eq!(second, generate(&dp, &config));
+    assert!(Arc::ptr_eq(
+        &first.tables[&id].chains[&to_b],
+        &second.tables[&id].chains[&to_b]
+    ));
+    // `b` goes too: its chain goes with it.
+    let gone = dp.endpoints.remove(&w("b")).unwrap();
+    let dirty = Dirty {
+        endpoints: [gone.key.clone()].into(),
+        ..Dirty::default()
+    };
+    let third = generator.generate(&dp, &dirty).ruleset;
+    assert_eq!(third, generate(&dp, &config));
+    assert!(!third.tables[&id].chains.contains_key(&to_b));
+    assert_eq!(prefixed(&third, "cali-tw-"), 1);
 }
