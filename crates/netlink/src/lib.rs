@@ -7,8 +7,9 @@
 //! addresses and which routes, and this crate makes the kernel match.
 //!
 //! It is also the one crate where `unsafe` is denied rather than forbidden,
-//! for the system calls no safe wrapper offers (setting TCP MD5 keys); each
-//! block is allowed on its own and says why it is sound.
+//! for the system calls no safe wrapper offers (setting TCP MD5 keys) and
+//! the calls into libnftables; each block is allowed on its own and says
+//! why it is sound.
 //!
 //! Where to start:
 //! - [`workload`]: a pod's veth pair, addresses and routes, set up the way
@@ -21,7 +22,9 @@
 //!   `netlink-packet-route` and `netlink-sys`) that stays bound to the
 //!   namespace it was opened in, whichever thread uses it;
 //! - [`tcp_md5`]: TCP MD5 signature keys (RFC 2385, BGP passwords) on a
-//!   socket, for the BGP speaker.
+//!   socket, for the BGP speaker;
+//! - [`libnftables`]: nft's library in process, on a thread inside the
+//!   namespace it serves, for the node agent's nftables writes.
 //!
 //! The sockets are synchronous on purpose: the plugin is a short-lived
 //! process making a dozen sequential requests, and without an async runtime
@@ -31,6 +34,7 @@
 //! tests (created with `ip netns add`, removed on drop).
 
 pub mod address;
+pub mod libnftables;
 pub mod link;
 pub mod netns;
 pub mod route;

@@ -150,6 +150,39 @@ impl NetNs {
         })
     }
 
+    /// Starts `f` on a thread of its own that enters this namespace first
+    /// and stays there until `f` returns, for work that keeps using
+    /// something bound to the namespace (a library that may reopen its
+    /// netlink socket, say). The thread runs nothing else; the caller's
+    /// thread never changes namespace.
+    pub fn spawn<T, F>(
+        &self,
+        name: &str,
+        f: F,
+    ) -> Result<std::thread::JoinHandle<Result<T, NetNsError>>, NetNsError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let path = self.path.clone();
+        let file = self.file.try_clone().map_err(|source| NetNsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let spawn_path = path.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                setns(&file, CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| NetNsError::Enter { path, source })?;
+                Ok(f())
+            })
+            .map_err(|source| NetNsError::Spawn {
+                path: spawn_path,
+                source,
+            })
+    }
+
     fn is_nsfs(&self) -> bool {
         nix::sys::statfs::fstatfs(&self.file)
             .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)

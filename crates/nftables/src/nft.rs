@@ -3,14 +3,19 @@
 //!
 //! The [`Nft`] trait is what the reconciler needs from the kernel side;
 //! [`NftCli`] implements it with `std::process` (blocking, for a dedicated
-//! thread or `spawn_blocking`), and, with the `tokio` feature,
-//! `TokioNft` with `tokio::process`. Tests can implement it with a fake.
+//! thread or `spawn_blocking`), [`NftLib`] with nft's library in process
+//! (the same input and output without a process per transaction), and,
+//! with the `tokio` feature, `TokioNft` with `tokio::process`. Tests can
+//! implement it with a fake.
 
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use calico_netlink::NetNs;
+use calico_netlink::libnftables::{self, Nftables};
 
 use crate::model::TableId;
 
@@ -67,6 +72,12 @@ pub enum NftError {
         stderr: String,
         diagnostics: Vec<Diagnostic>,
     },
+    #[error("`{command}`")]
+    Library {
+        command: String,
+        #[source]
+        source: libnftables::Error,
+    },
     #[cfg(feature = "tokio")]
     #[error("the blocking task running `{command}` was lost")]
     Join { command: String },
@@ -85,6 +96,15 @@ pub trait Nft {
     /// `nft -f -` with `script` on standard input: all of it or nothing.
     fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send;
 }
+
+/// An [`Nft`] whose futures do all their work when first polled and never
+/// wait on a runtime, so that the reconciler's blocking entry points
+/// (`apply_blocking` and the rest) can drive it from a plain thread.
+pub trait BlockingNft: Nft {}
+
+impl BlockingNft for NftCli {}
+impl BlockingNft for NftLib {}
+impl BlockingNft for NftDriver {}
 
 /// How to start nft: the program and the arguments before nft's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,10 +170,27 @@ impl NftCommand {
 
 /// Interprets the output of a `list table` run.
 pub(crate) fn list_result(command: String, output: Output) -> Result<Option<String>, NftError> {
-    if output.status.success() {
-        return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
-    }
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    listed(
+        command,
+        output.status.success(),
+        output.status.to_string(),
+        stdout,
+        stderr,
+    )
+}
+
+fn listed(
+    command: String,
+    success: bool,
+    status: String,
+    stdout: String,
+    stderr: String,
+) -> Result<Option<String>, NftError> {
+    if success {
+        return Ok(Some(stdout));
+    }
     let diagnostics = parse_diagnostics(&stderr);
     // ENOENT for the table named on the command line is "no such table".
     if diagnostics
@@ -164,7 +201,7 @@ pub(crate) fn list_result(command: String, output: Output) -> Result<Option<Stri
     }
     Err(NftError::Failed {
         command,
-        status: output.status.to_string(),
+        status,
         stderr,
         diagnostics,
     })
@@ -240,6 +277,135 @@ impl NftCli {
 }
 
 impl Nft for NftCli {
+    fn list_table(
+        &self,
+        table: &TableId,
+    ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
+        let result = self.list_table_blocking(table);
+        async move { result }
+    }
+
+    fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
+        let result = self.apply_blocking(script);
+        async move { result }
+    }
+}
+
+/// nft's library in process ([`calico_netlink::libnftables`]): what
+/// [`NftCli`] does, the same script in and JSON out with the same
+/// diagnostics, without starting a process for each transaction. Blocking.
+#[derive(Debug)]
+pub struct NftLib {
+    nft: Nftables,
+}
+
+/// How errors name the library's runs.
+const LIB_APPLY: &str = "libnftables: nft -f";
+
+impl NftLib {
+    /// A context in `netns` (the calling thread's namespace when `None`).
+    pub fn open(netns: Option<&NetNs>) -> Result<NftLib, libnftables::Error> {
+        let nft = match netns {
+            Some(ns) => Nftables::open_in(ns)?,
+            None => Nftables::open()?,
+        };
+        Ok(NftLib { nft })
+    }
+
+    fn library_error(command: String, source: libnftables::Error) -> NftError {
+        NftError::Library { command, source }
+    }
+
+    /// Lists `table`, blocking.
+    pub fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
+        let command = format!("list table {} {}", table.family.nft_name(), table.name);
+        let shown = format!("libnftables: nft -n -j {command}");
+        match self.nft.run(&command, libnftables::Output::NumericJson) {
+            Ok(Ok(out)) => Ok(Some(out)),
+            Ok(Err(failure)) => listed(
+                shown,
+                false,
+                format!("status {}", failure.status),
+                String::new(),
+                failure.stderr,
+            ),
+            Err(e) => Err(Self::library_error(shown, e)),
+        }
+    }
+
+    /// Applies `script` in one transaction, blocking.
+    pub fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
+        match self.nft.run(script, libnftables::Output::Text) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(failure)) => Err(NftError::Failed {
+                command: LIB_APPLY.into(),
+                status: format!("status {}", failure.status),
+                diagnostics: parse_diagnostics(&failure.stderr),
+                stderr: failure.stderr,
+            }),
+            Err(e) => Err(Self::library_error(LIB_APPLY.into(), e)),
+        }
+    }
+}
+
+impl Nft for NftLib {
+    fn list_table(
+        &self,
+        table: &TableId,
+    ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
+        let result = self.list_table_blocking(table);
+        async move { result }
+    }
+
+    fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
+        let result = self.apply_blocking(script);
+        async move { result }
+    }
+}
+
+/// The library when it can be loaded, else the program: what the node
+/// agent drives.
+#[derive(Debug)]
+pub enum NftDriver {
+    Library(NftLib),
+    Program(NftCli),
+}
+
+impl NftDriver {
+    /// [`NftLib`] in `netns` (the calling thread's namespace when `None`);
+    /// if the library cannot be used, nft run as a program there, and why
+    /// the library could not be.
+    pub fn open(netns: Option<&NetNs>) -> (NftDriver, Option<libnftables::Error>) {
+        match NftLib::open(netns) {
+            Ok(lib) => (NftDriver::Library(lib), None),
+            Err(e) => {
+                let command = match netns {
+                    Some(ns) => NftCommand::in_netns(ns.path()),
+                    None => NftCommand::new(),
+                };
+                (NftDriver::Program(NftCli::new(command)), Some(e))
+            }
+        }
+    }
+
+    /// Lists `table`, blocking.
+    pub fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
+        match self {
+            NftDriver::Library(lib) => lib.list_table_blocking(table),
+            NftDriver::Program(cli) => cli.list_table_blocking(table),
+        }
+    }
+
+    /// Applies `script` in one transaction, blocking.
+    pub fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
+        match self {
+            NftDriver::Library(lib) => lib.apply_blocking(script),
+            NftDriver::Program(cli) => cli.apply_blocking(script),
+        }
+    }
+}
+
+impl Nft for NftDriver {
     fn list_table(
         &self,
         table: &TableId,

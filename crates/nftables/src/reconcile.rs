@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::model::{Ruleset, TableId};
-use crate::nft::{Nft, NftCli, NftError};
+use crate::nft::{BlockingNft, Nft, NftCli, NftError};
 use crate::parse::{Observed, ParseError};
 use crate::transaction::Transaction;
 use crate::validate::{Problem, describe};
@@ -334,7 +334,7 @@ fn rejection(
 }
 
 /// Blocking entry points, for a dedicated thread or `spawn_blocking`.
-impl Reconciler<NftCli> {
+impl<N: BlockingNft> Reconciler<N> {
     /// [`Reconciler::apply`], blocking.
     pub fn apply_blocking(&mut self, desired: &Ruleset) -> Result<Report, ReconcileError> {
         futures::executor::block_on(self.apply(desired))

@@ -6,8 +6,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use calico_nftables::{
-    Chain, DataType, IpFamily, Key, Observed, PortProto, ReconcileError, Rhs, Rule, Ruleset, Set,
-    Table, TableId, Transaction, Value,
+    BlockingNft, Chain, DataType, IpFamily, Key, Observed, PortProto, ReconcileError, Reconciler,
+    Rhs, Rule, Ruleset, Set, Table, TableId, Transaction, Value,
 };
 use common::{NftNetns, calico, sample_ruleset, v4};
 
@@ -294,9 +294,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[test]
 fn rejected_statement_is_named_and_nothing_is_applied() {
     let ns = NftNetns::new("nft-reject");
-    let foreign = foreign_tables(&ns);
+    let reconciler = ns.reconciler([calico()]);
+    rejections_name_the_statement(&ns, reconciler);
+}
+
+/// The same through nft's library, which must point at the same lines.
+#[test]
+fn rejected_statement_is_named_through_the_library() {
+    let ns = NftNetns::new("nft-rejlib");
+    let reconciler = ns.library_reconciler([calico()]);
+    rejections_name_the_statement(&ns, reconciler);
+}
+
+fn rejections_name_the_statement<N: BlockingNft>(ns: &NftNetns, mut reconciler: Reconciler<N>) {
+    let foreign = foreign_tables(ns);
     let good = sample_ruleset(2);
-    let mut reconciler = ns.reconciler([calico()]);
     reconciler.apply_blocking(&good).expect("apply");
     let before = ns.ruleset_text();
 
@@ -412,7 +424,7 @@ fn rejected_statement_is_named_and_nothing_is_applied() {
             .statements,
         0
     );
-    assert_eq!(foreign_listing(&ns), foreign);
+    assert_eq!(foreign_listing(ns), foreign);
 }
 
 #[test]

@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use calico_nftables::{
-    BaseChain, Chain, CtState, DataType, Family, Hook, IpFamily, Key, Log, Map, Policy, PortProto,
-    Rhs, Rule, Ruleset, Set, Statement, Table, TableId, Transaction, Value, Verdict,
+    BaseChain, BlockingNft, Chain, CtState, DataType, Family, Hook, IpFamily, Key, Log, Map,
+    Policy, PortProto, Reconciler, Rhs, Rule, Ruleset, Set, Statement, Table, TableId, Transaction,
+    Value, Verdict,
 };
 use common::{NftNetns, calico};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -439,24 +440,43 @@ fn table(families: Vec<IpFamily>) -> impl Strategy<Value = Table> {
 
 #[test]
 fn random_rulesets_read_back_equal_inet() {
-    round_trip(calico(), vec![IpFamily::V4, IpFamily::V6]);
+    let ns = NftNetns::new("nft-prop");
+    round_trip(
+        ns.reconciler([calico()]),
+        calico(),
+        vec![IpFamily::V4, IpFamily::V6],
+    );
 }
 
 #[test]
 fn random_rulesets_read_back_equal_ip() {
-    round_trip(TableId::new(Family::Ip, "calico"), vec![IpFamily::V4]);
+    let id = TableId::new(Family::Ip, "calico");
+    let ns = NftNetns::new("nft-prop");
+    round_trip(ns.reconciler([id.clone()]), id, vec![IpFamily::V4]);
 }
 
 #[test]
 fn random_rulesets_read_back_equal_ip6() {
-    round_trip(TableId::new(Family::Ip6, "calico"), vec![IpFamily::V6]);
+    let id = TableId::new(Family::Ip6, "calico");
+    let ns = NftNetns::new("nft-prop");
+    round_trip(ns.reconciler([id.clone()]), id, vec![IpFamily::V6]);
+}
+
+/// The same through nft's library in process: what the node agent uses.
+#[test]
+fn random_rulesets_read_back_equal_through_the_library() {
+    let ns = NftNetns::new("nft-lib");
+    round_trip(
+        ns.library_reconciler([calico()]),
+        calico(),
+        vec![IpFamily::V4, IpFamily::V6],
+    );
 }
 
 /// Applies random tables of family `id.family` whose rules use the
 /// address families `families`, and reads each back.
-fn round_trip(id: TableId, families: Vec<IpFamily>) {
-    let ns = NftNetns::new("nft-prop");
-    let reconciler = std::cell::RefCell::new(ns.reconciler([id.clone()]));
+fn round_trip<N: BlockingNft>(reconciler: Reconciler<N>, id: TableId, families: Vec<IpFamily>) {
+    let reconciler = std::cell::RefCell::new(reconciler);
     let (total, dropped) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
     let cases: u32 = std::env::var("NFT_PROPTEST_CASES")
         .ok()

@@ -2,9 +2,10 @@
 //!
 //! The event loop computes desired state (an nftables [`Ruleset`], a set
 //! of routes) and hands it over as a [`Job`]; this thread makes the kernel
-//! match with the nftables reconciler (`nft` run inside the node's
-//! namespace through `nsenter`) and the route driver (a netlink socket
-//! opened inside the namespace), then reports an [`Outcome`] back. Jobs
+//! match with the nftables reconciler (nft's library in process, on a
+//! thread of its own inside the node's namespace, or else the `nft`
+//! program run there through `nsenter`) and the route driver (a netlink
+//! socket opened inside the namespace), then reports an [`Outcome`] back. Jobs
 //! that arrive while one is being applied are merged, so a burst of
 //! datastore updates becomes one nftables transaction.
 //!
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use calico_datastore::display_chain;
 use calico_netlink::{NetNs, Netlink};
-use calico_nftables::{NftCli, NftCommand, Reconciler, Report, Ruleset, TableId};
-use tracing::{debug, warn};
+use calico_nftables::{NftDriver, Reconciler, Report, Ruleset, TableId};
+use tracing::{debug, info, warn};
 
 use crate::routes::DesiredRoutes;
 use crate::routes::kernel::{RouteDriver, RouteReport};
@@ -109,10 +110,10 @@ impl Dataplane {
         route_protocol: u8,
         report: impl Fn(Outcome) + Send + 'static,
     ) -> Result<Dataplane, StartError> {
-        let (netlink, nft) = match &netns {
+        let (netlink, (nft, no_library)) = match &netns {
             None => (
                 Netlink::open().map_err(StartError::Netlink)?,
-                NftCommand::new(),
+                NftDriver::open(None),
             ),
             Some(path) => {
                 let ns = NetNs::open(path).map_err(|source| StartError::Namespace {
@@ -121,11 +122,18 @@ impl Dataplane {
                 })?;
                 (
                     Netlink::open_in(&ns).map_err(StartError::Netlink)?,
-                    NftCommand::in_netns(path),
+                    NftDriver::open(Some(&ns)),
                 )
             }
         };
-        let reconciler = Reconciler::new(NftCli::new(nft), tables);
+        match no_library {
+            None => info!("nftables: writing through libnftables in process"),
+            Some(e) => warn!(
+                error = %display_chain(&e),
+                "nftables: libnftables is not usable; running the nft program for each transaction"
+            ),
+        }
+        let reconciler = Reconciler::new(nft, tables);
         let routes = RouteDriver::new(netlink, route_protocol);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -161,7 +169,7 @@ impl Drop for Dataplane {
 
 fn run(
     jobs: Receiver<Job>,
-    mut reconciler: Reconciler<NftCli>,
+    mut reconciler: Reconciler<NftDriver>,
     mut routes: RouteDriver,
     report: impl Fn(Outcome),
 ) {

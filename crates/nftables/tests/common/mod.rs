@@ -248,6 +248,16 @@ impl NftNetns {
         Reconciler::new(NftCli::new(self.command()), owned)
     }
 
+    /// A reconciler writing through nft's library in the namespace.
+    pub fn library_reconciler(
+        &self,
+        owned: impl IntoIterator<Item = TableId>,
+    ) -> Reconciler<calico_nftables::NftLib> {
+        let lib = calico_nftables::NftLib::open(Some(self.netns.netns()))
+            .expect("libnftables (libnftables1, installed with nftables)");
+        Reconciler::new(lib, owned)
+    }
+
     /// Runs nft with `args` in the namespace; panics with stderr on failure.
     pub fn nft(&self, args: &[&str]) -> String {
         let output = Command::new("nsenter")
