@@ -3,7 +3,10 @@
 //! configurations from containernetworking-plugins in the same run,
 //! interleaved: `bridge` with `host-local` IPAM (a bridge of its own in the
 //! node namespace, `isGateway`, as commonly configured) and `ptp` with
-//! `host-local`.
+//! `host-local`. Calico runs twice: with the plugin's default durability
+//! (`synchronous=NORMAL`) and with `"datastore_durability": "full"` (an
+//! fsync per commit). A last row is the floor any plugin pays here:
+//! `cat`, spawned the same way, copying the configuration to stdout.
 //!
 //!     cargo bench -p calico-cni --bench add_del [-- ITERATIONS]
 //!
@@ -27,9 +30,18 @@ use calico_datastore::EmbeddedBackend;
 use calico_model::{IpPool, IpPoolSpec, Node, ObjectMeta};
 use calico_netlink::testing::ScratchNetns;
 
+/// What a row of the report is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Calico,
+    Reference,
+    Floor,
+}
+
 /// One plugin configuration under test and the times measured for it.
 struct Subject {
     name: &'static str,
+    role: Role,
     binary: String,
     conf: serde_json::Value,
     add: Vec<Duration>,
@@ -37,9 +49,10 @@ struct Subject {
 }
 
 impl Subject {
-    fn new(name: &'static str, binary: &str, conf: serde_json::Value) -> Self {
+    fn new(name: &'static str, role: Role, binary: &str, conf: serde_json::Value) -> Self {
         Subject {
             name,
+            role,
             binary: binary.to_string(),
             conf,
             add: Vec::new(),
@@ -66,18 +79,30 @@ fn main() {
             "ranges": [[{"subnet": subnet}]],
         })
     };
+    let calico = |durability: &str| {
+        serde_json::json!({
+            "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calico",
+            "log_level": "error", "nodename": "node-1", "mtu": 1450,
+            "datastore_durability": durability,
+            "ipam": {"type": "calico-ipam"},
+        })
+    };
     let mut subjects = [
         Subject::new(
             "calico + calico-ipam",
+            Role::Calico,
             env!("CARGO_BIN_EXE_calico"),
-            serde_json::json!({
-                "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calico",
-                "log_level": "error", "nodename": "node-1", "mtu": 1450,
-                "ipam": {"type": "calico-ipam"},
-            }),
+            calico("normal"),
+        ),
+        Subject::new(
+            "calico, durability full",
+            Role::Calico,
+            env!("CARGO_BIN_EXE_calico"),
+            calico("full"),
         ),
         Subject::new(
             "bridge + host-local",
+            Role::Reference,
             "/usr/lib/cni/bridge",
             serde_json::json!({
                 "cniVersion": "1.0.0", "name": "bench-bridge", "type": "bridge",
@@ -87,11 +112,18 @@ fn main() {
         ),
         Subject::new(
             "ptp + host-local",
+            Role::Reference,
             "/usr/lib/cni/ptp",
             serde_json::json!({
                 "cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp", "mtu": 1450,
                 "ipam": host_local("host-local-ptp", "10.88.0.0/16"),
             }),
+        ),
+        Subject::new(
+            "floor: spawn cat",
+            Role::Floor,
+            "/bin/cat",
+            serde_json::json!({}),
         ),
     ];
     let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench;K8S_POD_INFRA_CONTAINER_ID=bench;K8S_POD_UID=u";
@@ -129,7 +161,7 @@ fn main() {
     println!("CNI ADD/DEL through the binaries, {iterations} iterations, interleaved (ms):");
     println!("  load average before: {load_before}; after: {load_after}");
     println!(
-        "  {:<22} {:>9} {:>9} {:>9} {:>9}",
+        "  {:<24} {:>9} {:>9} {:>9} {:>9}",
         "plugins", "ADD p50", "ADD p95", "DEL p50", "DEL p95"
     );
     let mut medians = Vec::new();
@@ -137,7 +169,7 @@ fn main() {
         subject.add.sort();
         subject.del.sort();
         println!(
-            "  {:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            "  {:<24} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
             subject.name,
             millis(percentile(&subject.add, 50)),
             millis(percentile(&subject.add, 95)),
@@ -149,14 +181,22 @@ fn main() {
             millis(percentile(&subject.del, 50)),
         ));
     }
-    let (calico_add, calico_del) = medians[0];
-    for (subject, (add, del)) in subjects.iter().zip(&medians).skip(1) {
-        println!(
-            "  calico / {:<20} ADD p50 {:.2}x   DEL p50 {:.2}x",
-            subject.name,
-            calico_add / add,
-            calico_del / del
-        );
+    for (calico, (calico_add, calico_del)) in subjects.iter().zip(&medians) {
+        if calico.role != Role::Calico {
+            continue;
+        }
+        for (reference, (add, del)) in subjects.iter().zip(&medians) {
+            if reference.role != Role::Reference {
+                continue;
+            }
+            println!(
+                "  {} / {}: ADD p50 {:.2}x   DEL p50 {:.2}x",
+                calico.name,
+                reference.name,
+                calico_add / add,
+                calico_del / del
+            );
+        }
     }
 }
 

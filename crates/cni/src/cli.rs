@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use calico_client::Client;
-use calico_datastore::{AnyBackend, DatastoreConfig};
+use calico_datastore::{AnyBackend, DatastoreConfig, EmbeddedOptions, Execution};
 
 use crate::config::{DEFAULT_MTU_FILE, NetConf};
 use crate::dataplane::NetlinkDataplane;
@@ -194,17 +194,26 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
     .map_err(|e| {
         CniError::from_error(ErrorCode::InvalidConfig, &e).prefixed("datastore configuration")
     })?;
-    calico_datastore::connect(&config).await.map_err(|e| {
-        let code = if e.is_transient() {
-            ErrorCode::TryAgainLater
-        } else {
-            ErrorCode::Internal
-        };
-        CniError::from_error(code, &e).prefixed(&format!(
-            "connecting to the datastore ({})",
-            config.describe()
-        ))
-    })
+    // One operation at a time on a current-thread runtime, in a process
+    // that lives for one command.
+    let embedded = EmbeddedOptions {
+        execution: Execution::CallingThread,
+        durability: conf.embedded_durability()?,
+        ..EmbeddedOptions::default()
+    };
+    calico_datastore::connect_with(&config, embedded)
+        .await
+        .map_err(|e| {
+            let code = if e.is_transient() {
+                ErrorCode::TryAgainLater
+            } else {
+                ErrorCode::Internal
+            };
+            CniError::from_error(code, &e).prefixed(&format!(
+                "connecting to the datastore ({})",
+                config.describe()
+            ))
+        })
 }
 
 /// What the plugin needs from the host's files and environment.

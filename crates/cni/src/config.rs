@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use calico_datastore::Durability;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
@@ -45,6 +46,9 @@ pub struct NetConf {
     /// Deprecated spelling of `nodename`.
     pub hostname: String,
     pub datastore_type: String,
+    /// How the embedded datastore commits: `"normal"` (the default) or
+    /// `"full"`; see [`NetConf::embedded_durability`].
+    pub datastore_durability: String,
     pub etcd_endpoints: String,
     pub etcd_discovery_srv: String,
     pub etcd_scheme: String,
@@ -225,6 +229,34 @@ impl NetConf {
         })
     }
 
+    /// How the embedded datastore commits this plugin's writes.
+    ///
+    /// The plugin defaults to [`Durability::Normal`] (SQLite's
+    /// `synchronous=NORMAL` in WAL mode), where the node agent and
+    /// calicoctl keep `FULL`. Each commit then reaches the operating system
+    /// before it returns, so a crash of any process loses nothing, but is
+    /// not fsynced: a power failure or kernel crash can lose the last
+    /// commits (never corrupt the file, never tear one apart). An ADD
+    /// commits three times (IPAM handle, IPAM block, WorkloadEndpoint), and
+    /// the fsyncs were the largest and least predictable part of its
+    /// latency. What a lost commit recorded (an address, an endpoint)
+    /// belongs to a pod whose network namespace did not survive the same
+    /// power failure either: its runtime calls ADD again after the
+    /// restart, and the WAL only ever loses a suffix of commits, so the
+    /// records that remain stay consistent with each other.
+    /// `"datastore_durability": "full"` gives etcd's guarantee (every
+    /// commit on disk) at that cost.
+    pub fn embedded_durability(&self) -> Result<Durability, CniError> {
+        match self.datastore_durability.to_ascii_lowercase().as_str() {
+            "" | "normal" => Ok(Durability::Normal),
+            "full" => Ok(Durability::Full),
+            other => Err(CniError::new(
+                ErrorCode::InvalidConfig,
+                format!("unknown datastore_durability {other:?} (supported: \"normal\", \"full\")"),
+            )),
+        }
+    }
+
     /// Checks what can be checked without the host: the name, the MTU,
     /// the device type, the IPAM section (error code 7, or 2 for a field
     /// this plugin does not support).
@@ -248,6 +280,7 @@ impl NetConf {
         if self.num_queues < 0 {
             return invalid(format!("num_queues {} is negative", self.num_queues));
         }
+        self.embedded_durability()?;
         match self.device_type.as_str() {
             "" | "veth" => {}
             "netkit" => {
@@ -512,6 +545,27 @@ mod tests {
     }
 
     #[test]
+    fn datastore_durability_defaults_to_normal() {
+        for (text, expected) in [
+            (
+                r#"{"name": "n", "ipam": {"type": "x"}}"#,
+                Durability::Normal,
+            ),
+            (
+                r#"{"name": "n", "ipam": {"type": "x"}, "datastore_durability": "normal"}"#,
+                Durability::Normal,
+            ),
+            (
+                r#"{"name": "n", "ipam": {"type": "x"}, "datastore_durability": "Full"}"#,
+                Durability::Full,
+            ),
+        ] {
+            let conf = NetConf::parse(text.as_bytes()).unwrap();
+            assert_eq!(conf.embedded_durability().unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
     fn validation_names_what_is_wrong() {
         let base = |patch: &str| {
             let mut value: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
@@ -546,6 +600,11 @@ mod tests {
                 r#"{"device_type": "netkit"}"#,
                 ErrorCode::UnsupportedField,
                 "device_type: \"netkit\"",
+            ),
+            (
+                r#"{"datastore_durability": "sometimes"}"#,
+                ErrorCode::InvalidConfig,
+                "unknown datastore_durability \"sometimes\"",
             ),
             (r#"{"ipam": {}}"#, ErrorCode::InvalidConfig, "ipam.type"),
             (

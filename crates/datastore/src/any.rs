@@ -2,7 +2,8 @@
 
 use crate::config::DatastoreConfig;
 use crate::{
-    Backend, EmbeddedBackend, Error, EtcdBackend, KeyValue, Listing, Revision, WatchStream,
+    Backend, EmbeddedBackend, EmbeddedOptions, Error, EtcdBackend, KeyValue, Listing, Revision,
+    WatchStream,
 };
 
 /// Either engine, picked from configuration; every call is passed through.
@@ -26,8 +27,16 @@ impl AnyBackend {
 /// Opens the configured datastore: the embedded file (created if missing)
 /// or a checked connection to etcd.
 pub async fn connect(config: &DatastoreConfig) -> Result<AnyBackend, Error> {
+    connect_with(config, EmbeddedOptions::default()).await
+}
+
+/// As [`connect`], with `embedded` as the embedded engine's options.
+pub async fn connect_with(
+    config: &DatastoreConfig,
+    embedded: EmbeddedOptions,
+) -> Result<AnyBackend, Error> {
     match config {
-        DatastoreConfig::Embedded(embedded) => EmbeddedBackend::open(&embedded.path)
+        DatastoreConfig::Embedded(config) => EmbeddedBackend::open_with(&config.path, embedded)
             .await
             .map(AnyBackend::Embedded),
         DatastoreConfig::Etcd(etcd) => EtcdBackend::connect(etcd).await.map(AnyBackend::Etcd),

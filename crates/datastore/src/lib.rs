@@ -15,7 +15,8 @@
 //!   [`config::DatastoreConfig`].
 //!
 //! Must not: know what a resource is (the typed layer is built on top of
-//! this), spawn tasks, or run a blocking call on an async worker.
+//! this), spawn tasks, or run a blocking call on an async worker (unless
+//! the caller asks for it with [`Execution::CallingThread`]).
 //!
 //! Start at [`Backend`], then [`config::DatastoreConfig::load`].
 
@@ -26,9 +27,11 @@ mod embedded;
 mod error;
 mod etcd;
 
-pub use any::{AnyBackend, connect};
+pub use any::{AnyBackend, connect, connect_with};
 pub use backend::{Backend, Event, KeyValue, Listing, Revision, WatchStream};
 pub use config::{DatastoreConfig, EmbeddedConfig, EtcdConfig};
-pub use embedded::{Durability, EmbeddedBackend, EmbeddedOptions};
+pub use embedded::{
+    Durability, EmbeddedBackend, EmbeddedOptions, Execution, WAL_AUTOCHECKPOINT_PAGES,
+};
 pub use error::{BoxError, Error, display_chain};
 pub use etcd::EtcdBackend;

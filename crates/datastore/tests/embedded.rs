@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use calico_datastore::{
     Backend, DatastoreConfig, EmbeddedBackend, EmbeddedConfig, EmbeddedOptions, Error, Event,
-    display_chain,
+    Execution, display_chain,
 };
 
 fn must<T>(r: Result<T, Error>) -> T {
@@ -195,4 +195,55 @@ async fn watch_sees_writes_from_another_handle_on_the_same_file() {
         "{:?}",
         begin.elapsed()
     );
+}
+
+#[tokio::test]
+async fn calling_thread_execution_keeps_every_guarantee() {
+    // The way a CNI plugin invocation opens the store: one task on a
+    // current-thread runtime, SQL on that thread.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calico.db");
+    let options = EmbeddedOptions {
+        execution: Execution::CallingThread,
+        ..EmbeddedOptions::default()
+    };
+    let written = {
+        let backend = must(EmbeddedBackend::open_with(&path, options.clone()).await);
+        let created = must(backend.create("/calico/a", b"1").await);
+        assert!(matches!(
+            backend.create("/calico/a", b"2").await,
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            backend
+                .update("/calico/a", b"2", created.mod_revision + 1)
+                .await,
+            Err(Error::Conflict { .. })
+        ));
+        let updated = must(
+            backend
+                .update("/calico/a", b"2", created.mod_revision)
+                .await,
+        );
+        let mut watch = must(backend.watch("/calico/", created.mod_revision).await);
+        let event = tokio::time::timeout(Duration::from_secs(10), watch.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.revision(), updated.mod_revision);
+        updated
+    };
+    // The last handle closed without checkpointing: the commits are in
+    // the WAL, which stays, and every reader sees them.
+    assert!(dir.path().join("calico.db-wal").is_file());
+    let value: Vec<u8> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT value FROM kv WHERE key = '/calico/a'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(value, b"2");
+    let backend = must(EmbeddedBackend::open_with(&path, options).await);
+    assert_eq!(must(backend.get("/calico/a").await), Some(written));
 }

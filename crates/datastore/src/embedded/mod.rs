@@ -16,8 +16,19 @@
 //!   [`Error::Compacted`]. With [`EmbeddedOptions::history`] set, the log
 //!   trims itself.
 //!
-//! No SQLite call ever runs on an async task: operations go through
-//! `spawn_blocking` with a small pool of connections.
+//! - Files: the WAL stays in place when a process closes the datastore
+//!   (no checkpoint on close); commits checkpoint it once it reaches
+//!   [`WAL_AUTOCHECKPOINT_PAGES`]. Otherwise the last process to close
+//!   the file would checkpoint everything, fsync twice and delete the WAL,
+//!   and the next writer would create it again (two more fsyncs): for
+//!   short-lived processes such as CNI plugin invocations, which are often
+//!   the only ones with the file open, that was most of their datastore
+//!   time.
+//!
+//! By default no SQLite call runs on an async task: operations go through
+//! `spawn_blocking` with a small pool of connections. A short-lived
+//! process doing one thing at a time may run them on its own thread
+//! instead ([`Execution::CallingThread`]).
 
 mod store;
 mod watch;
@@ -27,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode};
 
 use crate::backend::validate_key;
@@ -46,6 +58,30 @@ pub enum Durability {
     Normal,
 }
 
+/// Where SQL runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Execution {
+    /// On tokio's blocking pool, a pooled connection each: async workers
+    /// never wait for the disk or for another process's write lock. For
+    /// long-running processes with many tasks (the agent, controllers).
+    #[default]
+    BlockingPool,
+    /// On the thread that polls the operation's future, with one
+    /// connection, so every operation blocks that thread until it is
+    /// done. Only for a process that runs one operation at a time on a
+    /// current-thread runtime and has nothing else to do meanwhile (a CNI
+    /// plugin invocation): there the pool only adds two thread hand-offs
+    /// per operation, a connection per concurrent read, and threads to
+    /// start and join.
+    CallingThread,
+}
+
+/// Size (in 4 KiB pages) at which a commit checkpoints the WAL into the
+/// database file. Smaller than SQLite's default of 1000 because the WAL is
+/// kept between processes: a process that opens the file while no other
+/// has it open reads the whole WAL to rebuild its index.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 256;
+
 /// Tuning for [`EmbeddedBackend::open_with`]. The defaults suit the
 /// agent, CNI plugins and calicoctl sharing one file.
 #[derive(Debug, Clone)]
@@ -61,6 +97,7 @@ pub struct EmbeddedOptions {
     /// everything until [`Backend::compact`] is called.
     pub history: Option<u64>,
     pub durability: Durability,
+    pub execution: Execution,
 }
 
 impl Default for EmbeddedOptions {
@@ -70,6 +107,7 @@ impl Default for EmbeddedOptions {
             poll_interval: Duration::from_millis(5),
             history: Some(100_000),
             durability: Durability::Full,
+            execution: Execution::BlockingPool,
         }
     }
 }
@@ -120,11 +158,9 @@ impl EmbeddedBackend {
             idle: Mutex::new(Vec::new()),
             commits: Arc::new(CommitSignal::default()),
         });
-        let opening = shared.clone();
-        tokio::task::spawn_blocking(move || opening.first_open())
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        Ok(EmbeddedBackend { shared })
+        let backend = EmbeddedBackend { shared };
+        backend.blocking(|shared| shared.first_open()).await?;
+        Ok(backend)
     }
 
     /// The file this datastore lives in.
@@ -132,16 +168,32 @@ impl EmbeddedBackend {
         &self.shared.path
     }
 
-    /// Runs `f` with a pooled connection on a blocking thread, adding the
-    /// file and operation to any SQLite failure.
+    /// Runs blocking work where [`EmbeddedOptions::execution`] says.
+    async fn blocking<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> T + Send + 'static,
+    {
+        match self.shared.options.execution {
+            Execution::CallingThread => f(&self.shared),
+            Execution::BlockingPool => {
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || f(&shared))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            }
+        }
+    }
+
+    /// Runs `f` with a pooled connection, adding the file and operation to
+    /// any SQLite failure.
     async fn run<T, F>(&self, operation: &'static str, key: &str, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &EmbeddedOptions) -> store::Sql<T> + Send + 'static,
     {
-        let shared = self.shared.clone();
         let key = key.to_owned();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |shared| {
             let mut conn = shared.connection()?;
             let outcome = f(&mut conn, &shared.options);
             let result = match outcome {
@@ -159,7 +211,6 @@ impl EmbeddedBackend {
             result
         })
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 }
 
@@ -217,7 +268,12 @@ impl Shared {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous}; PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}"
+        ))
+        .map_err(open_error)?;
+        // See the module documentation: the WAL outlives the process.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(open_error)?;
         Ok(conn)
     }
@@ -322,9 +378,8 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn watch(&self, prefix: &str, after_revision: Revision) -> Result<WatchStream, Error> {
-        let shared = self.shared.clone();
         let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |shared| {
             let conn = shared.open_connection()?;
             watch::spawn(
                 conn,
@@ -338,7 +393,6 @@ impl Backend for EmbeddedBackend {
             )
         })
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     async fn revision(&self) -> Result<Revision, Error> {
