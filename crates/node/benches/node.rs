@@ -24,7 +24,10 @@
 //! timeout, and probes that succeed are 1 ms apart so that they do not
 //! keep a core busy). The agent's own metrics give the split: policy engine and
 //! generation (`felix_calc_graph_update_time_seconds`) and the nftables
-//! transaction (`felix_int_dataplane_apply_time_seconds`).
+//! transaction (`felix_int_dataplane_apply_time_seconds`). After each
+//! iteration, two floors replace the one rule of a chain of the bench's
+//! own in the agent's table: the `nft` program started through `nsenter`,
+//! and nft's library in this process (what the agent uses).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -199,6 +202,7 @@ struct Result {
     allow: Vec<Duration>,
     deny: Vec<Duration>,
     floor: Vec<Duration>,
+    lib_floor: Vec<Duration>,
     calc_mean: f64,
     apply_mean: f64,
     rules: f64,
@@ -382,6 +386,9 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
     // the agent's drift repair is off for the run).
     nft(&netns, "add chain ip calico bench-floor\n");
     let mut floor = Vec::new();
+    let library = calico_nftables::NftLib::open(Some(node.ns.netns()))
+        .expect("libnftables (installed with nftables)");
+    let mut lib_floor = Vec::new();
 
     // One warm-up round, not measured.
     let before = read_metrics();
@@ -421,10 +428,19 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
                 1000 + i % 1000
             ),
         );
+        let t = Instant::now();
+        library
+            .apply_blocking(&format!(
+                "flush chain ip calico bench-floor\nadd rule ip calico bench-floor tcp dport {} accept\n",
+                2000 + i % 1000
+            ))
+            .expect("libnftables floor");
+        let lib_floored = t.elapsed();
         if i > 0 {
             allow.push(allowed);
             deny.push(denied);
             floor.push(floored);
+            lib_floor.push(lib_floored);
         }
     }
     let after = read_metrics();
@@ -446,6 +462,7 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
         allow,
         deny,
         floor,
+        lib_floor,
     };
     drop(agent);
     result
@@ -464,15 +481,16 @@ fn main() {
         results.push(run_scale(scale, iterations));
     }
     println!(
-        "| local endpoints | policies | write → allowed p50 / p90 / p99 / max (ms) | write → denied p50 / p99 (ms) | floor: nft one chain p50 / p99 (ms) | engine+generate mean (ms) | reconcile mean (ms) | rules | ready after (s) | RSS ready / end (MiB) |"
+        "| local endpoints | policies | write → allowed p50 / p90 / p99 / max (ms) | write → denied p50 / p99 (ms) | floor: one chain, nft program p50 / p99 (ms) | floor: one chain, libnftables p50 / p99 (ms) | engine+generate mean (ms) | reconcile mean (ms) | rules | ready after (s) | RSS ready / end (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &mut results {
         r.allow.sort();
         r.deny.sort();
         r.floor.sort();
+        r.lib_floor.sort();
         println!(
-            "| {} | {} | {} / {} / {} / {} | {} / {} | {} / {} | {:.2} | {:.2} | {} | {:.1} | {:.1} / {:.1} |",
+            "| {} | {} | {} / {} / {} / {} | {} / {} | {} / {} | {} / {} | {:.2} | {:.2} | {} | {:.1} | {:.1} / {:.1} |",
             r.endpoints,
             POLICIES,
             ms(percentile(&r.allow, 50.0)),
@@ -483,6 +501,8 @@ fn main() {
             ms(percentile(&r.deny, 99.0)),
             ms(percentile(&r.floor, 50.0)),
             ms(percentile(&r.floor, 99.0)),
+            ms(percentile(&r.lib_floor, 50.0)),
+            ms(percentile(&r.lib_floor, 99.0)),
             r.calc_mean * 1e3,
             r.apply_mean * 1e3,
             r.rules,
