@@ -23,7 +23,9 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use calico_nftables::{Key, NftCli, PortProto, Rule, Ruleset, Transaction, Value, nft::NftCommand};
+use calico_nftables::{
+    BlockingNft, Key, NftCli, PortProto, Rule, Ruleset, Transaction, Value, nft::NftCommand,
+};
 use common::{NftNetns, calico, sample_table};
 
 const WORKLOADS: usize = 250;

@@ -97,14 +97,32 @@ pub trait Nft {
     fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send;
 }
 
-/// An [`Nft`] whose futures do all their work when first polled and never
-/// wait on a runtime, so that the reconciler's blocking entry points
-/// (`apply_blocking` and the rest) can drive it from a plain thread.
-pub trait BlockingNft: Nft {}
+/// An nft that does its work on the calling thread: it is an [`Nft`]
+/// whose futures are ready when first polled, so the reconciler's
+/// blocking entry points (`apply_blocking` and the rest) can drive it from
+/// a plain thread.
+pub trait BlockingNft {
+    /// Lists `table` (`nft -n -j list table`); `None` if it does not exist.
+    fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError>;
 
-impl BlockingNft for NftCli {}
-impl BlockingNft for NftLib {}
-impl BlockingNft for NftDriver {}
+    /// Applies `script` in one transaction (`nft -f`).
+    fn apply_blocking(&self, script: &str) -> Result<(), NftError>;
+}
+
+impl<T: BlockingNft> Nft for T {
+    fn list_table(
+        &self,
+        table: &TableId,
+    ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
+        let result = self.list_table_blocking(table);
+        async move { result }
+    }
+
+    fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
+        let result = self.apply_blocking(script);
+        async move { result }
+    }
+}
 
 /// How to start nft: the program and the arguments before nft's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,9 +248,10 @@ impl NftCli {
     pub fn new(command: NftCommand) -> NftCli {
         NftCli { command }
     }
+}
 
-    /// Lists `table`, blocking.
-    pub fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
+impl BlockingNft for NftCli {
+    fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
         let mut args: Vec<&str> = NftCommand::list_args(table).to_vec();
         args.push(&table.name);
         let (program, rest, shown) = self.command.command_line(&args);
@@ -247,8 +266,7 @@ impl NftCli {
         list_result(shown, output)
     }
 
-    /// Applies `script` in one transaction, blocking.
-    pub fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
+    fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
         let (program, rest, shown) = self.command.command_line(&["-f", "-"]);
         let spawn_error = |source| NftError::Spawn {
             command: shown.clone(),
@@ -276,21 +294,6 @@ impl NftCli {
     }
 }
 
-impl Nft for NftCli {
-    fn list_table(
-        &self,
-        table: &TableId,
-    ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
-        let result = self.list_table_blocking(table);
-        async move { result }
-    }
-
-    fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
-        let result = self.apply_blocking(script);
-        async move { result }
-    }
-}
-
 /// nft's library in process ([`calico_netlink::libnftables`]): what
 /// [`NftCli`] does, the same script in and JSON out with the same
 /// diagnostics, without starting a process for each transaction. Blocking.
@@ -315,9 +318,10 @@ impl NftLib {
     fn library_error(command: String, source: libnftables::Error) -> NftError {
         NftError::Library { command, source }
     }
+}
 
-    /// Lists `table`, blocking.
-    pub fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
+impl BlockingNft for NftLib {
+    fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
         let command = format!("list table {} {}", table.family.nft_name(), table.name);
         let shown = format!("libnftables: nft -n -j {command}");
         match self.nft.run(&command, libnftables::Output::NumericJson) {
@@ -333,8 +337,7 @@ impl NftLib {
         }
     }
 
-    /// Applies `script` in one transaction, blocking.
-    pub fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
+    fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
         match self.nft.run(script, libnftables::Output::Text) {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(failure)) => Err(NftError::Failed {
@@ -345,21 +348,6 @@ impl NftLib {
             }),
             Err(e) => Err(Self::library_error(LIB_APPLY.into(), e)),
         }
-    }
-}
-
-impl Nft for NftLib {
-    fn list_table(
-        &self,
-        table: &TableId,
-    ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
-        let result = self.list_table_blocking(table);
-        async move { result }
-    }
-
-    fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
-        let result = self.apply_blocking(script);
-        async move { result }
     }
 }
 
@@ -387,36 +375,21 @@ impl NftDriver {
             }
         }
     }
+}
 
-    /// Lists `table`, blocking.
-    pub fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
+impl BlockingNft for NftDriver {
+    fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
         match self {
             NftDriver::Library(lib) => lib.list_table_blocking(table),
             NftDriver::Program(cli) => cli.list_table_blocking(table),
         }
     }
 
-    /// Applies `script` in one transaction, blocking.
-    pub fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
+    fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
         match self {
             NftDriver::Library(lib) => lib.apply_blocking(script),
             NftDriver::Program(cli) => cli.apply_blocking(script),
         }
-    }
-}
-
-impl Nft for NftDriver {
-    fn list_table(
-        &self,
-        table: &TableId,
-    ) -> impl Future<Output = Result<Option<String>, NftError>> + Send {
-        let result = self.list_table_blocking(table);
-        async move { result }
-    }
-
-    fn apply(&self, script: &str) -> impl Future<Output = Result<(), NftError>> + Send {
-        let result = self.apply_blocking(script);
-        async move { result }
     }
 }
 

@@ -386,6 +386,7 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
     // the agent's drift repair is off for the run).
     nft(&netns, "add chain ip calico bench-floor\n");
     let mut floor = Vec::new();
+    use calico_nftables::BlockingNft as _;
     let library = calico_nftables::NftLib::open(Some(node.ns.netns()))
         .expect("libnftables (installed with nftables)");
     let mut lib_floor = Vec::new();

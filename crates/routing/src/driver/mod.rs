@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use calico_netlink::{NetNs, NetNsError, Netlink, NetlinkError, format_mac};
-use calico_nftables::{NftCli, NftCommand, NftError};
+use calico_nftables::{BlockingNft, NftCli, NftCommand, NftError};
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use regex::Regex;
