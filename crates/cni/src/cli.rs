@@ -171,6 +171,7 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
         ("ETCD_KEY_FILE", &conf.etcd_key_file),
         ("ETCD_CERT_FILE", &conf.etcd_cert_file),
         ("ETCD_CA_CERT_FILE", &conf.etcd_ca_cert_file),
+        ("EMBEDDED_DATASTORE_PATH", &conf.embedded_datastore_path),
     ];
     let authority = (!conf.etcd_authority.is_empty()).then(|| {
         let scheme = if conf.etcd_scheme.is_empty() {

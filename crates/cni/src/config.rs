@@ -57,6 +57,11 @@ pub struct NetConf {
     pub etcd_ca_cert_file: String,
     /// Deprecated: `host:port` of a single etcd.
     pub etcd_authority: String,
+    /// The embedded datastore's file, over `EMBEDDED_DATASTORE_PATH`: a
+    /// runtime does not always run its plugins with the environment it was
+    /// started with (podman's cleanup process, started by conmon, runs DEL
+    /// with its own).
+    pub embedded_datastore_path: String,
     pub log_level: String,
     pub log_file_path: String,
     pub log_file_max_size: i64,

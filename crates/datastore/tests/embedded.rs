@@ -239,9 +239,11 @@ async fn calling_thread_execution_keeps_every_guarantee() {
     assert!(dir.path().join("calico.db-wal").is_file());
     let value: Vec<u8> = rusqlite::Connection::open(&path)
         .unwrap()
-        .query_row("SELECT value FROM kv WHERE key = '/calico/a'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM kv WHERE key = ?1",
+            [b"/calico/a".as_slice()],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(value, b"2");
     let backend = must(EmbeddedBackend::open_with(&path, options).await);

@@ -47,8 +47,11 @@ pub struct CniSetup {
 
 impl CniSetup {
     /// Creates `<dir>/cni-bin` and `<dir>/cni-conf`; the conflist names the
-    /// network `network` and the node [`crate::common::datastore::NODE`].
-    pub fn new(dir: &Path, network: &str) -> Self {
+    /// network `network`, the node [`crate::common::datastore::NODE`] and
+    /// the embedded datastore at `datastore` (the environment does not
+    /// reach every invocation: podman's cleanup process runs DEL with an
+    /// environment of its own).
+    pub fn new(dir: &Path, network: &str, datastore: &Path) -> Self {
         let bin_dir = dir.join("cni-bin");
         let conf_dir = dir.join("cni-conf");
         std::fs::create_dir_all(&bin_dir).unwrap();
@@ -73,6 +76,7 @@ impl CniSetup {
                 "type": "calico",
                 "log_level": "warning",
                 "datastore_type": "embedded",
+                "embedded_datastore_path": datastore,
                 "nodename": crate::common::datastore::NODE,
                 "mtu": 1440,
                 "ipam": {"type": "calico-ipam"},
