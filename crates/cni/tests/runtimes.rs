@@ -49,7 +49,7 @@ fn containerd_cri_pods_get_calico_addresses_and_reach_each_other() {
     let node = node_namespace();
     let dir = tempfile::tempdir().unwrap();
     let network = "k8s-pod-network";
-    let cni = CniSetup::new(dir.path(), network, &store.path());
+    let cni = CniSetup::new(dir.path(), network, store.path());
     let archive = image::busybox_oci_archive(dir.path(), BUSYBOX_IMAGE);
     let runtime_dir = dir.path().join("containerd");
     std::fs::create_dir_all(&runtime_dir).unwrap();
@@ -169,7 +169,7 @@ fn podman_containers_get_calico_addresses_and_talk() {
     let node = node_namespace();
     let dir = tempfile::tempdir().unwrap();
     let network = "calico-net";
-    let cni = CniSetup::new(dir.path(), network, &store.path());
+    let cni = CniSetup::new(dir.path(), network, store.path());
     let runtime_dir = dir.path().join("podman");
     std::fs::create_dir_all(&runtime_dir).unwrap();
     let datastore_path = store.path().display().to_string();
