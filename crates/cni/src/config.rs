@@ -243,8 +243,8 @@ impl NetConf {
     /// not fsynced: a power failure or kernel crash can lose the last
     /// commits (never corrupt the file, never tear one apart). An ADD
     /// commits three times (IPAM handle, IPAM block, WorkloadEndpoint), and
-    /// the fsyncs were the largest and least predictable part of its
-    /// latency. What a lost commit recorded (an address, an endpoint)
+    /// with an fsync each those commits are the largest and least
+    /// predictable part of its latency (`bench/RESULTS.md`). What a lost commit recorded (an address, an endpoint)
     /// belongs to a pod whose network namespace did not survive the same
     /// power failure either: its runtime calls ADD again after the
     /// restart, and the WAL only ever loses a suffix of commits, so the

@@ -15,15 +15,14 @@
 //! - Compaction trims the log; watches that need trimmed history get
 //!   [`Error::Compacted`]. With [`EmbeddedOptions::history`] set, the log
 //!   trims itself.
-//!
 //! - Files: the WAL stays in place when a process closes the datastore
 //!   (no checkpoint on close); commits checkpoint it once it reaches
 //!   [`WAL_AUTOCHECKPOINT_PAGES`]. Otherwise the last process to close
 //!   the file would checkpoint everything, fsync twice and delete the WAL,
 //!   and the next writer would create it again (two more fsyncs): for
 //!   short-lived processes such as CNI plugin invocations, which are often
-//!   the only ones with the file open, that was most of their datastore
-//!   time.
+//!   the only ones with the file open, that would be most of their
+//!   datastore time.
 //!
 //! By default no SQLite call runs on an async task: operations go through
 //! `spawn_blocking` with a small pool of connections. A short-lived
