@@ -30,7 +30,9 @@
 //! at run time, on a thread inside the target namespace) with the same
 //! input, output and diagnostics, without a process start per transaction:
 //! a one-chain update costs a few milliseconds instead of tens.
-//! [`NftDriver`] picks the library when it can be loaded. Driving netlink directly was considered
+//! [`NftDriver`] sends small transactions through the library when it can
+//! be loaded, and large ones and listings through the program, so that
+//! nft's memory for a whole table never stays in the caller's heap. Driving netlink directly was considered
 //! and rejected: reading the kernel back means decoding its register-level
 //! bytecode into matches again (nft's largest component), and the Rust
 //! crates for it are either bindings to libnftnl or young pure-netlink

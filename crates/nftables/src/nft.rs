@@ -351,44 +351,59 @@ impl BlockingNft for NftLib {
     }
 }
 
-/// The library when it can be loaded, else the program: what the node
-/// agent drives.
+/// Scripts up to this size go through the library; larger ones (a
+/// whole table at start-up, a change touching most of it) through the
+/// program. nft's memory for a transaction grows with the script, and in
+/// process it would stay with the agent: the heap keeps its high-water
+/// mark.
+pub const LIBRARY_MAX_SCRIPT: usize = 256 * 1024;
+
+/// What the node agent drives: the library for the small transactions
+/// that make up steady-state updates, where a process start would be most
+/// of the cost, and the program for large ones and for listings (a listing
+/// holds the whole table in nft's memory; it runs on the repair timer,
+/// where a process start does not matter). Without the library, the
+/// program for everything.
 #[derive(Debug)]
-pub enum NftDriver {
-    Library(NftLib),
-    Program(NftCli),
+pub struct NftDriver {
+    library: Option<NftLib>,
+    program: NftCli,
 }
 
 impl NftDriver {
-    /// [`NftLib`] in `netns` (the calling thread's namespace when `None`);
-    /// if the library cannot be used, nft run as a program there, and why
-    /// the library could not be.
+    /// The drivers for `netns` (the calling thread's namespace when
+    /// `None`), and why the library cannot be used if it cannot.
     pub fn open(netns: Option<&NetNs>) -> (NftDriver, Option<libnftables::Error>) {
-        match NftLib::open(netns) {
-            Ok(lib) => (NftDriver::Library(lib), None),
-            Err(e) => {
-                let command = match netns {
-                    Some(ns) => NftCommand::in_netns(ns.path()),
-                    None => NftCommand::new(),
-                };
-                (NftDriver::Program(NftCli::new(command)), Some(e))
-            }
-        }
+        let command = match netns {
+            Some(ns) => NftCommand::in_netns(ns.path()),
+            None => NftCommand::new(),
+        };
+        let (library, error) = match NftLib::open(netns) {
+            Ok(lib) => (Some(lib), None),
+            Err(e) => (None, Some(e)),
+        };
+        let driver = NftDriver {
+            library,
+            program: NftCli::new(command),
+        };
+        (driver, error)
+    }
+
+    /// Whether small transactions go through the library.
+    pub fn uses_library(&self) -> bool {
+        self.library.is_some()
     }
 }
 
 impl BlockingNft for NftDriver {
     fn list_table_blocking(&self, table: &TableId) -> Result<Option<String>, NftError> {
-        match self {
-            NftDriver::Library(lib) => lib.list_table_blocking(table),
-            NftDriver::Program(cli) => cli.list_table_blocking(table),
-        }
+        self.program.list_table_blocking(table)
     }
 
     fn apply_blocking(&self, script: &str) -> Result<(), NftError> {
-        match self {
-            NftDriver::Library(lib) => lib.apply_blocking(script),
-            NftDriver::Program(cli) => cli.apply_blocking(script),
+        match &self.library {
+            Some(lib) if script.len() <= LIBRARY_MAX_SCRIPT => lib.apply_blocking(script),
+            _ => self.program.apply_blocking(script),
         }
     }
 }

@@ -5,7 +5,12 @@
 //! ```text
 //! cargo bench -p calico-node --bench node -- [ITERATIONS] [SCALES]
 //! cargo bench -p calico-node --bench node -- 100 1000,10000
+//! cargo bench -p calico-node --bench node -- 50 10000 --distinct
 //! ```
+//!
+//! With `--distinct`, each synthetic endpoint also names a (rule-less)
+//! profile of its own, as a per-service-account profile would be: no two
+//! endpoints then share a program, so none share their chains.
 //!
 //! Per scale: a real etcd; a node namespace with two real pods `a` and
 //! `b` (plumbed as the CNI plugin plumbs them) and N-2 further local
@@ -50,7 +55,13 @@ const POLICIES: usize = 1000;
 const GROUPS: usize = 100;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(2);
 
-fn synthetic_endpoint(i: usize) -> WorkloadEndpoint {
+/// The profile only synthetic endpoint `i` names with `--distinct`, as
+/// Calico's per-service-account profiles are named.
+fn own_profile(i: usize) -> String {
+    format!("ksa.{NS}.s{i}")
+}
+
+fn synthetic_endpoint(i: usize, distinct: bool) -> WorkloadEndpoint {
     let mut wep = WorkloadEndpoint {
         metadata: ObjectMeta::namespaced(NS, format!("{NODE}-k8s-s{i}-eth0")),
         ..WorkloadEndpoint::default()
@@ -66,6 +77,9 @@ fn synthetic_endpoint(i: usize) -> WorkloadEndpoint {
     wep.spec.endpoint = "eth0".into();
     wep.spec.ip_networks = vec![format!("10.70.{}.{}/32", i / 256, i % 256)];
     wep.spec.profiles = vec![format!("kns.{NS}")];
+    if distinct {
+        wep.spec.profiles.push(own_profile(i));
+    }
     wep.spec.interface_name = format!("cali{i:011x}");
     wep
 }
@@ -315,7 +329,7 @@ fn floor_variants(netns: &str, endpoints: usize) {
     );
 }
 
-fn run_scale(endpoints: usize, iterations: usize) -> Result {
+fn run_scale(endpoints: usize, iterations: usize, distinct: bool) -> Result {
     let rt = runtime();
     let store = Store::etcd();
     let client = store.client(&rt);
@@ -333,7 +347,20 @@ fn run_scale(endpoints: usize, iterations: usize) -> Result {
     for pod in &node.pods {
         resources.push(support::workload_endpoint(NODE, NS, pod).into());
     }
-    resources.extend((0..endpoints.saturating_sub(2)).map(|i| synthetic_endpoint(i).into()));
+    let synthetic = 0..endpoints.saturating_sub(2);
+    resources.extend(
+        synthetic
+            .clone()
+            .map(|i| synthetic_endpoint(i, distinct).into()),
+    );
+    if distinct {
+        resources.extend(synthetic.map(|i| {
+            AnyResource::from(calico_model::Profile {
+                metadata: ObjectMeta::named(own_profile(i)),
+                ..calico_model::Profile::default()
+            })
+        }));
+    }
     resources.extend((0..POLICIES).map(|i| policy(i).into()));
     resources.push(base_deny().into());
     resources.push(toggle(Action::Deny).into());
@@ -477,9 +504,15 @@ fn main() {
         .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 10000]);
 
+    let distinct = std::env::args().any(|a| a == "--distinct");
+    if distinct {
+        println!(
+            "Every synthetic endpoint also names a profile of its own: no two endpoints share a program."
+        );
+    }
     let mut results = Vec::new();
     for &scale in &scales {
-        results.push(run_scale(scale, iterations));
+        results.push(run_scale(scale, iterations, distinct));
     }
     println!(
         "| local endpoints | policies | write → allowed p50 / p90 / p99 / max (ms) | write → denied p50 / p99 (ms) | floor: one chain, nft program p50 / p99 (ms) | floor: one chain, libnftables p50 / p99 (ms) | engine+generate mean (ms) | reconcile mean (ms) | rules | ready after (s) | RSS ready / end (MiB) |"

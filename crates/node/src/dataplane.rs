@@ -3,8 +3,9 @@
 //! The event loop computes desired state (an nftables [`Ruleset`], a set
 //! of routes) and hands it over as a [`Job`]; this thread makes the kernel
 //! match with the nftables reconciler (nft's library in process, on a
-//! thread of its own inside the node's namespace, or else the `nft`
-//! program run there through `nsenter`) and the route driver (a netlink
+//! thread of its own inside the node's namespace, for small transactions;
+//! the `nft` program run there through `nsenter` for large ones, listings,
+//! and everything when the library cannot be loaded) and the route driver (a netlink
 //! socket opened inside the namespace), then reports an [`Outcome`] back. Jobs
 //! that arrive while one is being applied are merged, so a burst of
 //! datastore updates becomes one nftables transaction.
@@ -127,7 +128,7 @@ impl Dataplane {
             }
         };
         match no_library {
-            None => info!("nftables: writing through libnftables in process"),
+            None => info!("nftables: small transactions through libnftables in process"),
             Some(e) => warn!(
                 error = %display_chain(&e),
                 "nftables: libnftables is not usable; running the nft program for each transaction"
