@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use calico_nftables::{Family, Map, Ruleset, TableId, Value, Verdict};
+use calico_nftables::{Family, Map, Rule, Ruleset, TableId, Value, Verdict};
 use calico_policy::program::{Dataplane, Direction, EndpointProgram, Failsafe};
 use calico_policy::{Changes, EndpointKey, IpSetId, PolicyKey};
 
@@ -168,6 +168,69 @@ struct SetsOfChain {
     used: BTreeMap<IpSetId, SetUse>,
 }
 
+/// What policy chains and profile chains differ in; the patch treats
+/// both alike through it.
+trait RuleSource: Ord + Clone {
+    fn chain(&self, direction: Direction) -> String;
+    fn present(&self, dp: &Dataplane) -> bool;
+    fn rules(&self, b: &mut TableBuilder<'_>, direction: Direction) -> Option<Vec<Rule>>;
+    fn changed(dirty: &Dirty) -> &BTreeSet<Self>;
+    /// How many workload chains name each one, by direction.
+    fn refs(memo: &Memo) -> &BTreeMap<(Self, Direction), usize>;
+    /// Those with a chain in the table, and the sets it reads.
+    fn chains(memo: &Memo) -> &BTreeMap<(Self, Direction), SetsOfChain>;
+    fn chains_mut(memo: &mut Memo) -> &mut BTreeMap<(Self, Direction), SetsOfChain>;
+}
+
+impl RuleSource for PolicyKey {
+    fn chain(&self, direction: Direction) -> String {
+        names::policy_chain(self, direction)
+    }
+    fn present(&self, dp: &Dataplane) -> bool {
+        dp.policies.contains_key(self)
+    }
+    fn rules(&self, b: &mut TableBuilder<'_>, direction: Direction) -> Option<Vec<Rule>> {
+        b.policy_rules(self, direction)
+    }
+    fn changed(dirty: &Dirty) -> &BTreeSet<Self> {
+        &dirty.policies
+    }
+    fn refs(memo: &Memo) -> &BTreeMap<(Self, Direction), usize> {
+        &memo.policy_refs
+    }
+    fn chains(memo: &Memo) -> &BTreeMap<(Self, Direction), SetsOfChain> {
+        &memo.policy_chains
+    }
+    fn chains_mut(memo: &mut Memo) -> &mut BTreeMap<(Self, Direction), SetsOfChain> {
+        &mut memo.policy_chains
+    }
+}
+
+/// Profiles, by name.
+impl RuleSource for String {
+    fn chain(&self, direction: Direction) -> String {
+        names::profile_chain(self, direction)
+    }
+    fn present(&self, dp: &Dataplane) -> bool {
+        dp.profiles.contains_key(self)
+    }
+    fn rules(&self, b: &mut TableBuilder<'_>, direction: Direction) -> Option<Vec<Rule>> {
+        b.profile_rules(self, direction)
+    }
+    fn changed(dirty: &Dirty) -> &BTreeSet<Self> {
+        &dirty.profiles
+    }
+    fn refs(memo: &Memo) -> &BTreeMap<(Self, Direction), usize> {
+        &memo.profile_refs
+    }
+    fn chains(memo: &Memo) -> &BTreeMap<(Self, Direction), SetsOfChain> {
+        &memo.profile_chains
+    }
+    fn chains_mut(memo: &mut Memo) -> &mut BTreeMap<(Self, Direction), SetsOfChain> {
+        &mut memo.profile_chains
+    }
+}
+
 fn count<K: Ord + Clone>(counts: &mut BTreeMap<K, usize>, keys: &[K], add: bool) {
     for key in keys {
         if add {
@@ -288,7 +351,7 @@ struct Patch<'a, 'b> {
 
 impl Patch<'_, '_> {
     fn run(&mut self, selection: Option<&Endpoints<'_>>) {
-        let flipped = self.presence_changed();
+        let flipped = (self.flipped::<PolicyKey>(), self.flipped::<String>());
         match selection {
             Some(selection) => self.workloads(selection, &flipped),
             None if !flipped.0.is_empty() || !flipped.1.is_empty() => {
@@ -304,11 +367,11 @@ impl Patch<'_, '_> {
         // With the same workload chains and no IP set changed, only the
         // chains of the changed policies and profiles can change.
         if !self.fresh && !self.refs_changed && self.dirty.ip_sets.is_empty() {
-            self.changed_policy_chains();
-            self.changed_profile_chains();
+            self.changed_rule_chains::<PolicyKey>();
+            self.changed_rule_chains::<String>();
         } else {
-            self.policy_chains();
-            self.profile_chains();
+            self.rule_chains::<PolicyKey>();
+            self.rule_chains::<String>();
             self.uses_changed = true;
         }
         if self.uses_changed || !self.dirty.ip_sets.is_empty() {
@@ -316,19 +379,19 @@ impl Patch<'_, '_> {
         }
     }
 
-    /// [`Self::policy_chains`] for the changed policies only.
-    fn changed_policy_chains(&mut self) {
-        let dp = self.b.dp;
-        for key in &self.dirty.policies {
+    /// [`Self::rule_chains`] for the changed policies (or profiles) only.
+    fn changed_rule_chains<K: RuleSource>(&mut self) {
+        let (dp, dirty) = (self.b.dp, self.dirty);
+        for key in K::changed(dirty) {
             for direction in DIRECTIONS {
                 let slot = (key.clone(), direction);
-                let name = names::policy_chain(key, direction);
-                let before = self.memo.policy_chains.remove(&slot);
-                if self.memo.policy_refs.contains_key(&slot) && dp.policies.contains_key(key) {
-                    let rules = self.b.policy_rules(key, direction).unwrap_or_default();
+                let name = key.chain(direction);
+                let before = K::chains_mut(self.memo).remove(&slot);
+                if K::refs(self.memo).contains_key(&slot) && key.present(dp) {
+                    let rules = key.rules(&mut self.b, direction).unwrap_or_default();
                     let sets = self.chain(name, rules);
                     self.uses_changed |= before.is_none_or(|b| b.used != sets.used);
-                    self.memo.policy_chains.insert(slot, sets);
+                    K::chains_mut(self.memo).insert(slot, sets);
                 } else if before.is_some() {
                     self.b.table.chains.remove(&name);
                     self.uses_changed = true;
@@ -337,48 +400,19 @@ impl Patch<'_, '_> {
         }
     }
 
-    /// [`Self::profile_chains`] for the changed profiles only.
-    fn changed_profile_chains(&mut self) {
-        let dp = self.b.dp;
-        for profile in &self.dirty.profiles {
-            for direction in DIRECTIONS {
-                let slot = (profile.clone(), direction);
-                let name = names::profile_chain(profile, direction);
-                let before = self.memo.profile_chains.remove(&slot);
-                if self.memo.profile_refs.contains_key(&slot) && dp.profiles.contains_key(profile) {
-                    let rules = self.b.profile_rules(profile, direction).unwrap_or_default();
-                    let sets = self.chain(name, rules);
-                    self.uses_changed |= before.is_none_or(|b| b.used != sets.used);
-                    self.memo.profile_chains.insert(slot, sets);
-                } else if before.is_some() {
-                    self.b.table.chains.remove(&name);
-                    self.uses_changed = true;
-                }
-            }
-        }
-    }
-
-    /// The policies and profiles named by some workload chain whose
+    /// The policies (or profiles) named by some workload chain whose
     /// existence changed: those chains change with it.
-    fn presence_changed(&self) -> (BTreeSet<PolicyKey>, BTreeSet<String>) {
+    fn flipped<K: RuleSource>(&self) -> BTreeSet<K> {
         let dp = self.b.dp;
-        let policies = self.dirty.policies.iter().filter(|k| {
-            let now = dp.policies.contains_key(*k);
+        let flipped = K::changed(self.dirty).iter().filter(|k| {
+            let now = k.present(dp);
             DIRECTIONS.iter().any(|d| {
-                let key = ((*k).clone(), *d);
-                self.memo.policy_refs.contains_key(&key)
-                    && self.memo.policy_chains.contains_key(&key) != now
+                let slot = ((*k).clone(), *d);
+                K::refs(self.memo).contains_key(&slot)
+                    && K::chains(self.memo).contains_key(&slot) != now
             })
         });
-        let profiles = self.dirty.profiles.iter().filter(|p| {
-            let now = dp.profiles.contains_key(*p);
-            DIRECTIONS.iter().any(|d| {
-                let key = ((*p).clone(), *d);
-                self.memo.profile_refs.contains_key(&key)
-                    && self.memo.profile_chains.contains_key(&key) != now
-            })
-        });
-        (policies.cloned().collect(), profiles.cloned().collect())
+        flipped.cloned().collect()
     }
 
     fn names(refs: &Refs, flipped: &(BTreeSet<PolicyKey>, BTreeSet<String>)) -> bool {
@@ -526,70 +560,32 @@ impl Patch<'_, '_> {
         }
     }
 
-    fn policy_chains(&mut self) {
-        let dp = self.b.dp;
-        let used: Vec<(PolicyKey, Direction)> = self
-            .memo
-            .policy_refs
+    /// The chains of every policy (or profile) some workload chain names,
+    /// kept where nothing they depend on changed, and no others.
+    fn rule_chains<K: RuleSource>(&mut self) {
+        let (dp, dirty) = (self.b.dp, self.dirty);
+        let used: Vec<(K, Direction)> = K::refs(self.memo)
             .keys()
-            .filter(|(k, _)| dp.policies.contains_key(k))
+            .filter(|(k, _)| k.present(dp))
             .cloned()
             .collect();
-        let mut before = std::mem::take(&mut self.memo.policy_chains);
+        let mut before = std::mem::take(K::chains_mut(self.memo));
         for (key, direction) in used {
-            let name = names::policy_chain(&key, direction);
+            let name = key.chain(direction);
             let kept = before
                 .remove(&(key.clone(), direction))
-                .filter(|sets| self.unchanged(self.dirty.policies.contains(&key), sets, &name));
+                .filter(|sets| self.unchanged(K::changed(dirty).contains(&key), sets, &name));
             let sets = match kept {
                 Some(sets) => sets,
                 None => {
-                    let rules = self.b.policy_rules(&key, direction).unwrap_or_default();
+                    let rules = key.rules(&mut self.b, direction).unwrap_or_default();
                     self.chain(name, rules)
                 }
             };
-            self.memo.policy_chains.insert((key, direction), sets);
+            K::chains_mut(self.memo).insert((key, direction), sets);
         }
         for (key, direction) in before.keys() {
-            self.b
-                .table
-                .chains
-                .remove(&names::policy_chain(key, *direction));
-        }
-    }
-
-    fn profile_chains(&mut self) {
-        let dp = self.b.dp;
-        let used: Vec<(String, Direction)> = self
-            .memo
-            .profile_refs
-            .keys()
-            .filter(|(p, _)| dp.profiles.contains_key(p))
-            .cloned()
-            .collect();
-        let mut before = std::mem::take(&mut self.memo.profile_chains);
-        for (profile, direction) in used {
-            let name = names::profile_chain(&profile, direction);
-            let kept = before
-                .remove(&(profile.clone(), direction))
-                .filter(|sets| self.unchanged(self.dirty.profiles.contains(&profile), sets, &name));
-            let sets = match kept {
-                Some(sets) => sets,
-                None => {
-                    let rules = self
-                        .b
-                        .profile_rules(&profile, direction)
-                        .unwrap_or_default();
-                    self.chain(name, rules)
-                }
-            };
-            self.memo.profile_chains.insert((profile, direction), sets);
-        }
-        for (profile, direction) in before.keys() {
-            self.b
-                .table
-                .chains
-                .remove(&names::profile_chain(profile, *direction));
+            self.b.table.chains.remove(&key.chain(*direction));
         }
     }
 
@@ -603,7 +599,7 @@ impl Patch<'_, '_> {
 
     /// Puts a remade policy or profile chain in the table and returns the
     /// sets its rules read.
-    fn chain(&mut self, name: String, rules: Vec<calico_nftables::Rule>) -> SetsOfChain {
+    fn chain(&mut self, name: String, rules: Vec<Rule>) -> SetsOfChain {
         self.b.chain(name, rules);
         SetsOfChain {
             read: std::mem::take(&mut self.b.writer.sets_read),
