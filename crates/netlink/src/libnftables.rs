@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
 
-use crate::NetNs;
+use crate::{NetNs, NetNsError};
 
 /// The library's file name (its ABI version 1).
 pub const LIBRARY: &str = "libnftables.so.1";
@@ -64,7 +64,7 @@ pub enum Error {
     #[error("libnftables could not create a context (netlink socket)")]
     Context,
     #[error("starting the libnftables thread")]
-    Thread(#[source] crate::NetNsError),
+    Thread(#[source] NetNsError),
     #[error("starting the libnftables thread")]
     Spawn(#[source] std::io::Error),
     #[error("the libnftables thread is gone")]
@@ -259,54 +259,52 @@ struct Request {
 #[derive(Debug)]
 pub struct Nftables {
     requests: Option<Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<(), NetNsError>>>,
 }
 
 impl Nftables {
     /// A context in the calling thread's namespace.
     pub fn open() -> Result<Nftables, Error> {
-        let api = api()?;
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("libnftables".into())
-            .spawn(move || serve(api, rx, ready_tx))
-            .map_err(Error::Spawn)?;
-        Nftables::started(tx, thread, ready_rx)
+        Nftables::start(None)
     }
 
     /// A context inside `netns`.
     pub fn open_in(netns: &NetNs) -> Result<Nftables, Error> {
-        let api = api()?;
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let (tx, rx) = mpsc::channel();
-        let handle = netns
-            .spawn("libnftables", move || serve(api, rx, ready_tx))
-            .map_err(Error::Thread)?;
-        // The thread's own result only says whether it entered the
-        // namespace; a failure there closes `ready` without a message.
-        let thread = std::thread::Builder::new()
-            .name("libnftables-join".into())
-            .spawn(move || {
-                if let Ok(Err(e)) = handle.join() {
-                    tracing::warn!(error = %e, "libnftables thread could not enter its namespace");
-                }
-            })
-            .map_err(Error::Spawn)?;
-        Nftables::started(tx, thread, ready_rx)
+        Nftables::start(Some(netns))
     }
 
-    fn started(
-        requests: Sender<Request>,
-        thread: JoinHandle<()>,
-        ready: Receiver<Result<(), Error>>,
-    ) -> Result<Nftables, Error> {
-        let nft = Nftables {
-            requests: Some(requests),
-            thread: Some(thread),
+    /// Starts the thread, in `netns` if given, and waits for its context.
+    fn start(netns: Option<&NetNs>) -> Result<Nftables, Error> {
+        let api = api()?;
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        let (requests, rx) = mpsc::channel();
+        let work = move || serve(api, rx, ready_tx);
+        let thread = match netns {
+            Some(ns) => ns.spawn("libnftables", work).map_err(Error::Thread)?,
+            None => std::thread::Builder::new()
+                .name("libnftables".into())
+                .spawn(move || {
+                    work();
+                    Ok(())
+                })
+                .map_err(Error::Spawn)?,
         };
-        ready.recv().map_err(|_| Error::Gone)??;
-        Ok(nft)
+        match ready.recv() {
+            Ok(Ok(())) => Ok(Nftables {
+                requests: Some(requests),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            // The thread ended without a word: it could not enter the
+            // namespace, and says why.
+            Err(_) => Err(match thread.join() {
+                Ok(Err(e)) => Error::Thread(e),
+                _ => Error::Gone,
+            }),
+        }
     }
 
     /// Runs `commands` (nft's script syntax; several lines are one

@@ -314,10 +314,6 @@ impl NftLib {
         };
         Ok(NftLib { nft })
     }
-
-    fn library_error(command: String, source: libnftables::Error) -> NftError {
-        NftError::Library { command, source }
-    }
 }
 
 impl BlockingNft for NftLib {
@@ -333,7 +329,10 @@ impl BlockingNft for NftLib {
                 String::new(),
                 failure.stderr,
             ),
-            Err(e) => Err(Self::library_error(shown, e)),
+            Err(source) => Err(NftError::Library {
+                command: shown,
+                source,
+            }),
         }
     }
 
@@ -346,7 +345,10 @@ impl BlockingNft for NftLib {
                 diagnostics: parse_diagnostics(&failure.stderr),
                 stderr: failure.stderr,
             }),
-            Err(e) => Err(Self::library_error(LIB_APPLY.into(), e)),
+            Err(source) => Err(NftError::Library {
+                command: LIB_APPLY.into(),
+                source,
+            }),
         }
     }
 }
@@ -387,11 +389,6 @@ impl NftDriver {
             program: NftCli::new(command),
         };
         (driver, error)
-    }
-
-    /// Whether small transactions go through the library.
-    pub fn uses_library(&self) -> bool {
-        self.library.is_some()
     }
 }
 
