@@ -10,6 +10,7 @@
 //! would rewrite the chain. Those forms are rejected with the canonical
 //! spelling to use instead.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -118,45 +119,62 @@ fn table_changes_are_valid(id: &TableId, table: &Table, before: &Table) -> bool 
         problems: &mut problems,
     };
     // Anything gone, or changed in a way an unchanged reference to it
-    // could notice, needs the full check.
-    for pair in paired(&before.sets, &table.sets) {
-        match pair {
-            Paired::Before(..) => return false,
-            Paired::Both(_, old, set) if Arc::ptr_eq(old, set) => continue,
-            Paired::Both(_, old, set) if old.key != set.key => return false,
-            Paired::After(name, _) if table.maps.contains_key(name) => return false,
-            Paired::Both(name, _, set) | Paired::After(name, set) => {
-                v.location.object = Some(format!("set {name}"));
-                v.set(name, set);
-            }
-        }
-    }
-    for pair in paired(&before.maps, &table.maps) {
-        match pair {
-            Paired::Before(..) => return false,
-            Paired::Both(_, old, map) if Arc::ptr_eq(old, map) => continue,
-            Paired::Both(_, old, map) if old.key != map.key => return false,
-            Paired::After(name, _) if table.sets.contains_key(name) => return false,
-            Paired::Both(name, _, map) | Paired::After(name, map) => {
+    // could notice (a set's type, a chain becoming a base chain, a new
+    // set or map taking the other kind's name), needs the full check.
+    let sets = changed_objects(
+        &before.sets,
+        &table.sets,
+        |name, old, set| old.map_or(table.maps.contains_key(name), |old| old.key != set.key),
+        |name, set| {
+            v.location.object = Some(format!("set {name}"));
+            v.set(name, set);
+        },
+    );
+    let maps = sets
+        && changed_objects(
+            &before.maps,
+            &table.maps,
+            |name, old, map| old.map_or(table.sets.contains_key(name), |old| old.key != map.key),
+            |name, map| {
                 v.location.object = Some(format!("map {name}"));
                 v.map(name, map);
-            }
-        }
-    }
-    for pair in paired(&before.chains, &table.chains) {
-        match pair {
-            Paired::Before(..) => return false,
-            Paired::Both(_, old, chain) if Arc::ptr_eq(old, chain) => continue,
-            Paired::Both(_, old, chain) if old.base.is_some() != chain.base.is_some() => {
-                return false;
-            }
-            Paired::Both(name, _, chain) | Paired::After(name, chain) => {
+            },
+        );
+    let chains = maps
+        && changed_objects(
+            &before.chains,
+            &table.chains,
+            |_, old, chain| old.is_some_and(|old| old.base.is_some() != chain.base.is_some()),
+            |name, chain| {
                 v.location.object = Some(format!("chain {name}"));
                 v.chain(name, chain);
-            }
+            },
+        );
+    chains && problems.is_empty()
+}
+
+/// One kind of object from `before` to `after`: `false` if one is gone or
+/// `incompatible` with what it was (`None`: it is new); otherwise `check`s
+/// every one that is not shared with `before`.
+fn changed_objects<T>(
+    before: &BTreeMap<String, Arc<T>>,
+    after: &BTreeMap<String, Arc<T>>,
+    incompatible: impl Fn(&str, Option<&T>, &T) -> bool,
+    mut check: impl FnMut(&str, &T),
+) -> bool {
+    for pair in paired(before, after) {
+        let (name, old, new) = match pair {
+            Paired::Before(..) => return false,
+            Paired::Both(_, old, new) if Arc::ptr_eq(old, new) => continue,
+            Paired::Both(name, old, new) => (name, Some(&**old), new),
+            Paired::After(name, new) => (name, None, new),
+        };
+        if incompatible(name, old, new) {
+            return false;
         }
+        check(name, new);
     }
-    problems.is_empty()
+    true
 }
 
 struct Validator<'a> {
