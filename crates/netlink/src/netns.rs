@@ -5,7 +5,10 @@
 //! that is later reused for something else (a tokio worker, a thread pool)
 //! silently moves unrelated work into the wrong namespace, so this module
 //! never does that: [`NetNs::run`] spawns a fresh thread, enters the
-//! namespace there, runs the closure and lets the thread end. Sockets opened
+//! namespace there, runs the closure and lets the thread end. The one
+//! exception, [`NetNs::run_here`], enters on the calling thread for the
+//! length of a synchronous closure and always comes back (as netavark opens
+//! its sockets): no other work can run on the thread in between. Sockets opened
 //! on that thread stay bound to the namespace they were opened in, which is
 //! how the rest of the crate works from outside: open once inside, use from
 //! anywhere (netavark's approach).
@@ -150,6 +153,30 @@ impl NetNs {
         })
     }
 
+    /// Runs `f` inside this namespace on the calling thread, and brings the
+    /// thread back to its own namespace before returning, also when `f`
+    /// panics. It saves [`NetNs::run`]'s thread, for short synchronous work
+    /// (open a socket, write a few sysctls) where nothing else can get hold
+    /// of the thread meanwhile: `f` must not start threads (they would stay
+    /// in this namespace) nor wait on an async runtime. If the thread
+    /// cannot be brought back the process aborts rather than let anything
+    /// run in the wrong namespace.
+    pub fn run_here<T>(&self, f: impl FnOnce() -> T) -> Result<T, NetNsError> {
+        if self.is_current() {
+            return Ok(f());
+        }
+        let home = File::open(THREAD_NETNS).map_err(|source| NetNsError::Open {
+            path: THREAD_NETNS.into(),
+            source,
+        })?;
+        setns(&self.file, CloneFlags::CLONE_NEWNET).map_err(|source| NetNsError::Enter {
+            path: self.path.clone(),
+            source,
+        })?;
+        let _back = ReturnHome { home };
+        Ok(f())
+    }
+
     /// Starts `f` on a thread of its own that enters this namespace first
     /// and stays there until `f` returns, for work that keeps using
     /// something bound to the namespace (a library that may reopen its
@@ -187,6 +214,20 @@ impl NetNs {
         nix::sys::statfs::fstatfs(&self.file)
             .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
             .unwrap_or(false)
+    }
+}
+
+/// Takes the thread back to the namespace it came from when dropped.
+struct ReturnHome {
+    home: File,
+}
+
+impl Drop for ReturnHome {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.home, CloneFlags::CLONE_NEWNET) {
+            eprintln!("cannot return to the thread's own network namespace ({e}); aborting");
+            std::process::abort();
+        }
     }
 }
 

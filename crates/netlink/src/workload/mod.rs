@@ -138,7 +138,9 @@ fn enter_pod(
     pod: &NetNs,
     sysctls: &[crate::sysctl::Sysctl],
 ) -> Result<(Netlink, Vec<crate::sysctl::SysctlError>), PodEntryError> {
-    pod.run(|| {
+    // On the calling thread: a thread of its own would cost more than the
+    // few writes and the socket (the CNI plugin does this for every pod).
+    pod.run_here(|| {
         let mut warnings = Vec::new();
         for setting in sysctls {
             match crate::sysctl::write(&setting.key, setting.value) {
