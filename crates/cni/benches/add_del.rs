@@ -10,6 +10,13 @@
 //!
 //!     cargo bench -p calico-cni --bench add_del [-- ITERATIONS]
 //!
+//! With `-- --link-order FILE [--also BINARY]...` (FILE relative to
+//! `crates/cni`, where cargo runs benchmarks) it measures nothing: it
+//! runs VERSION, ADD and DEL once under valgrind's callgrind, for this
+//! build's plugin and each BINARY (a `cargo build --release` copy, whose
+//! symbol names differ), and writes the functions they executed to FILE,
+//! the symbol ordering `build.rs` hands the linker (see there).
+//!
 //! Needs root and containernetworking-plugins in /usr/lib/cni. Calico runs
 //! with its own IPAM against an embedded datastore file in a temporary
 //! directory (a pool, the node and ClusterInformation prepared first).
@@ -19,8 +26,10 @@
 //! the first to open the file and rebuilding it.
 //! One untimed warm-up round comes first (calico's first ADD claims the
 //! node's block, bridge's first ADD creates the bridge); after that each
-//! iteration runs ADD then DEL for every configuration, the configuration
-//! that goes first rotating from one iteration to the next.
+//! iteration runs ADD then DEL for every configuration, in an order
+//! shuffled anew for every iteration (a fixed seed): a DEL leaves deferred
+//! kernel work (RCU callbacks, device cleanup) that whatever runs next pays
+//! for, so no configuration may always follow the same one.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -66,10 +75,8 @@ impl Subject {
 }
 
 fn main() {
-    let iterations: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(50);
+    let args_given: Vec<String> = std::env::args().skip(1).collect();
+    let iterations: usize = args_given.iter().find_map(|a| a.parse().ok()).unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("calico.db");
     prepare(&db);
@@ -83,6 +90,7 @@ fn main() {
             "ranges": [[{"subnet": subnet}]],
         })
     };
+    let installed = install_plugin(dir.path(), env!("CARGO_BIN_EXE_calico"));
     let calico = |durability: &str| {
         serde_json::json!({
             "cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calico",
@@ -95,13 +103,13 @@ fn main() {
         Subject::new(
             "calico + calico-ipam",
             Role::Calico,
-            env!("CARGO_BIN_EXE_calico"),
+            &installed,
             calico("normal"),
         ),
         Subject::new(
             "calico, durability full",
             Role::Calico,
-            env!("CARGO_BIN_EXE_calico"),
+            &installed,
             calico("full"),
         ),
         Subject::new(
@@ -131,9 +139,19 @@ fn main() {
         ),
     ];
     let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench;K8S_POD_INFRA_CONTAINER_ID=bench;K8S_POD_UID=u";
+    if let Some(out) = flag_values(&args_given, "--link-order").first() {
+        let mut binaries = vec![installed.clone()];
+        binaries.extend(flag_values(&args_given, "--also"));
+        let conf = calico("normal");
+        let profile = |program: &[&str], command: &str| {
+            invoke(program, &node, &db, command, "order", &netns, args, &conf);
+        };
+        write_link_order(&binaries, dir.path(), profile, std::path::Path::new(out));
+        return;
+    }
     let run = |subject: &Subject, command: &str, id: &str| {
         invoke(
-            &subject.binary,
+            &[&subject.binary],
             &node,
             &db,
             command,
@@ -149,11 +167,13 @@ fn main() {
         run(subject, "ADD", "warmup");
         run(subject, "DEL", "warmup");
     }
-    let n = subjects.len();
+    let mut order: Vec<usize> = (0..subjects.len()).collect();
+    let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
     for i in 0..iterations {
         let id = format!("bench{i}");
-        for k in 0..n {
-            let subject = &mut subjects[(i + k) % n];
+        shuffle.permute(&mut order);
+        for &k in &order {
+            let subject = &mut subjects[k];
             let add = run(subject, "ADD", &id);
             let del = run(subject, "DEL", &id);
             subject.add.push(add);
@@ -204,6 +224,140 @@ fn main() {
     }
 }
 
+/// The values given after each occurrence of `flag`.
+fn flag_values(args: &[String], flag: &str) -> Vec<String> {
+    args.windows(2)
+        .filter(|w| w[0] == flag)
+        .map(|w| w[1].clone())
+        .collect()
+}
+
+/// Runs VERSION, ADD and DEL of each binary under callgrind and writes the
+/// functions of the binary they executed, in the order first met, to `out`:
+/// the symbol ordering file `build.rs` gives the linker.
+fn write_link_order(
+    binaries: &[String],
+    scratch: &std::path::Path,
+    profile: impl Fn(&[&str], &str),
+    out: &std::path::Path,
+) {
+    let mut symbols = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (n, binary) in binaries.iter().enumerate() {
+        let object = std::fs::canonicalize(binary).expect("the binary to profile");
+        for command in ["VERSION", "ADD", "DEL"] {
+            let record = scratch.join(format!("callgrind.{n}.{command}"));
+            let record_flag = format!("--callgrind-out-file={}", record.display());
+            profile(
+                &[
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--demangle=no",
+                    &record_flag,
+                    binary,
+                ],
+                command,
+            );
+            let text = std::fs::read_to_string(&record).expect("reading the callgrind record");
+            for symbol in executed_functions(&text, &object) {
+                if seen.insert(symbol.clone()) {
+                    symbols.push(symbol);
+                }
+            }
+        }
+    }
+    let mut file = String::from(
+        "# Functions the calico plugin runs for VERSION, ADD and DEL, in the order first met.\n\
+         # Generated by: cargo bench -p calico-cni --bench add_del -- --link-order link-order.txt --also <copy of a release build>\n",
+    );
+    for symbol in &symbols {
+        file.push_str(symbol);
+        file.push('\n');
+    }
+    std::fs::write(out, file).expect("writing the link order");
+    println!("{} functions written to {}", symbols.len(), out.display());
+}
+
+/// The functions of `object` in a callgrind record, in the order they
+/// first appear. Records name objects and functions once in full
+/// (`ob=(3) /path`, `fn=(12) name`) and by number after that.
+fn executed_functions(record: &str, object: &std::path::Path) -> Vec<String> {
+    let object = object.display().to_string();
+    let mut objects = std::collections::HashMap::new();
+    let mut functions = std::collections::HashMap::new();
+    let mut current_object_is_ours = false;
+    let mut out = Vec::new();
+    for line in record.lines() {
+        let Some((key, rest)) = line.split_once('=') else {
+            continue;
+        };
+        let Some((id, name)) = rest
+            .strip_prefix('(')
+            .and_then(|r| r.split_once(')'))
+            .map(|(id, name)| (id.to_string(), name.trim().to_string()))
+        else {
+            continue;
+        };
+        match key {
+            "ob" | "cob" => {
+                if !name.is_empty() {
+                    objects.insert(id.clone(), name);
+                }
+                if key == "ob" {
+                    current_object_is_ours = objects.get(&id) == Some(&object);
+                }
+            }
+            "fn" | "cfn" => {
+                if !name.is_empty() {
+                    functions.insert(id.clone(), name);
+                }
+                if key == "fn"
+                    && current_object_is_ours
+                    && let Some(name) = functions.get(&id)
+                    && !name.starts_with("0x")
+                {
+                    out.push(name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A fixed-seed xorshift generator: each iteration runs the subjects in a
+/// new order, so that none always follows the same predecessor (a DEL
+/// leaves deferred kernel work behind that the next command pays for).
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Fisher-Yates.
+    fn permute(&mut self, items: &mut [usize]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+/// Copies the plugin into `dir`, as it is installed on a node (into
+/// `/opt/cni/bin`), and returns its path. Executing the linker's own output
+/// instead costs about 0.5 ms more per invocation here: the page cache holds
+/// a file the linker wrote through a memory map in single pages, where a
+/// copied file gets large folios that map faster.
+fn install_plugin(dir: &std::path::Path, built: &str) -> String {
+    let installed = dir.join("calico");
+    std::fs::copy(built, &installed).expect("installing the plugin");
+    installed.display().to_string()
+}
+
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p).div_ceil(100).max(1) - 1]
@@ -221,7 +375,7 @@ fn load_average() -> String {
 
 #[allow(clippy::too_many_arguments)]
 fn invoke(
-    binary: &str,
+    program: &[&str],
     node: &ScratchNetns,
     db: &std::path::Path,
     command: &str,
@@ -237,7 +391,8 @@ fn invoke(
         .netns()
         .run(|| {
             let start = Instant::now();
-            let mut child = Command::new(binary)
+            let mut child = Command::new(program[0])
+                .args(&program[1..])
                 .env_clear()
                 .env("CNI_COMMAND", command)
                 .env("CNI_CONTAINERID", id)
@@ -263,7 +418,8 @@ fn invoke(
         .expect("entering the node namespace");
     assert!(
         output.status.success(),
-        "{binary} {command} failed: {}",
+        "{} {command} failed: {}",
+        program.join(" "),
         String::from_utf8_lossy(&output.stdout)
     );
     elapsed
