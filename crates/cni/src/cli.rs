@@ -112,10 +112,20 @@ pub fn main(program: Program) -> ExitCode {
         Err(e) => return fail(&e, &requested_version),
     };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let datastore = match datastore_config(&invocation.conf) {
+        Ok(datastore) => datastore,
+        Err(e) => return fail(&e, &requested_version),
+    };
+    // Only etcd and a delegated IPAM plugin (a child process) need tokio's
+    // I/O and timers; the embedded store and Calico's IPAM work on this
+    // thread, and a runtime without drivers starts faster.
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if !matches!(datastore, DatastoreConfig::Embedded(_))
+        || (program == Program::Calico && invocation.conf.ipam.ipam_type != "calico-ipam")
     {
+        builder.enable_all();
+    }
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(e) => {
             return fail(
@@ -124,7 +134,7 @@ pub fn main(program: Program) -> ExitCode {
             );
         }
     };
-    let outcome = runtime.block_on(execute(program, &invocation));
+    let outcome = runtime.block_on(execute(program, &invocation, &datastore));
     match outcome {
         Ok(Some(text)) => {
             let mut out = std::io::stdout().lock();
@@ -141,8 +151,12 @@ pub fn main(program: Program) -> ExitCode {
 }
 
 /// Connects to the datastore and runs the command.
-async fn execute(program: Program, invocation: &Invocation) -> Result<Option<String>, CniError> {
-    let backend = connect(&invocation.conf).await?;
+async fn execute(
+    program: Program,
+    invocation: &Invocation,
+    datastore: &DatastoreConfig,
+) -> Result<Option<String>, CniError> {
+    let backend = connect(&invocation.conf, datastore).await?;
     let store = DatastoreStore::new(Client::new(backend.clone()));
     let calico_ipam = CalicoIpam::new(BlockAllocator::new(backend));
     if program == Program::CalicoIpam {
@@ -163,7 +177,7 @@ async fn execute(program: Program, invocation: &Invocation) -> Result<Option<Str
 
 /// The datastore named by the network configuration (its `datastore_type`
 /// and `etcd_*` fields win over the environment, as in Calico).
-async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
+fn datastore_config(conf: &NetConf) -> Result<DatastoreConfig, CniError> {
     let overrides = [
         ("DATASTORE_TYPE", &conf.datastore_type),
         ("ETCD_ENDPOINTS", &conf.etcd_endpoints),
@@ -181,7 +195,7 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
         };
         format!("{scheme}://{}", conf.etcd_authority)
     });
-    let config = DatastoreConfig::from_lookup(|name| {
+    DatastoreConfig::from_lookup(|name| {
         if let Some((_, value)) = overrides.iter().find(|(k, v)| *k == name && !v.is_empty()) {
             return Some((*value).clone());
         }
@@ -194,7 +208,11 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
     })
     .map_err(|e| {
         CniError::from_error(ErrorCode::InvalidConfig, &e).prefixed("datastore configuration")
-    })?;
+    })
+}
+
+/// Opens the datastore `config` names.
+async fn connect(conf: &NetConf, config: &DatastoreConfig) -> Result<AnyBackend, CniError> {
     // One operation at a time on a current-thread runtime, in a process
     // that lives for one command.
     let embedded = EmbeddedOptions {
@@ -202,7 +220,7 @@ async fn connect(conf: &NetConf) -> Result<AnyBackend, CniError> {
         durability: conf.embedded_durability()?,
         ..EmbeddedOptions::default()
     };
-    calico_datastore::connect_with(&config, embedded)
+    calico_datastore::connect_with(config, embedded)
         .await
         .map_err(|e| {
             let code = if e.is_transient() {
@@ -293,7 +311,7 @@ fn test_connection() -> ExitCode {
         Err(e) => return fail(&CniError::new(ErrorCode::Internal, e.to_string()), ""),
     };
     let outcome = runtime.block_on(async {
-        let backend = connect(&conf).await?;
+        let backend = connect(&conf, &datastore_config(&conf)?).await?;
         let store = DatastoreStore::new(Client::new(backend));
         match store.datastore_ready().await {
             Ok(true) => Ok(()),

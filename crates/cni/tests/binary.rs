@@ -354,3 +354,114 @@ fn errors_name_what_was_wrong() {
         7
     );
 }
+
+/// The plugin against etcd (`datastore_type: etcdv3` in the configuration,
+/// which wins over the environment's embedded store): the address comes
+/// from the pool in etcd, the endpoint is written there, DEL releases both.
+/// etcd runs inside the simulated node's namespace, on its loopback, where
+/// the plugin runs.
+#[test]
+fn add_and_del_against_etcd() {
+    use calico_model::{IpPool, IpPoolSpec, Node, ObjectMeta, WorkloadEndpoint};
+
+    let node = node_namespace();
+    // Started from a thread inside the node's namespace, etcd lives there.
+    let etcd = node.netns().run(calico_testutil::Etcd::start).unwrap();
+    in_namespace(&node, &etcd, |client| async move {
+        client.ensure_initialized("v3.30.0", "k8s").await.unwrap();
+        let pool = IpPool {
+            metadata: ObjectMeta::named("etcd-pool"),
+            spec: IpPoolSpec {
+                cidr: "10.67.0.0/16".into(),
+                block_size: 26,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        client.create_typed(pool).await.unwrap();
+        let node = Node {
+            metadata: ObjectMeta::named(common::datastore::NODE),
+            ..Default::default()
+        };
+        client.create_typed(node).await.unwrap();
+    });
+    // The embedded file the environment names must stay untouched.
+    let unused = Datastore::with_pools(&[]);
+    let pod = ScratchNetns::new("binetcd");
+    let netns = pod.path().display().to_string();
+    let mut config = conf("1.0.0", serde_json::json!({"type": "calico-ipam"}));
+    config["datastore_type"] = "etcdv3".into();
+    config["etcd_endpoints"] = etcd.endpoint().into();
+    let name = "node--1-cni-etcdpod-eth0";
+
+    let add = run(
+        CALICO,
+        &node,
+        &unused,
+        &attachment("ADD", "etcdpod", &netns, ""),
+        &config,
+    );
+    assert!(add.success, "ADD failed: {}", add.stdout);
+    let address = add.json()["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(address.starts_with("10.67."), "{address}");
+    let recorded = address.clone();
+    in_namespace(&node, &etcd, |client| async move {
+        let endpoint = client
+            .get_typed::<WorkloadEndpoint>("default", name)
+            .await
+            .expect("the endpoint is in etcd");
+        assert_eq!(endpoint.spec.ip_networks, vec![recorded]);
+    });
+    assert!(unused.endpoints().is_empty());
+
+    let del = run(
+        CALICO,
+        &node,
+        &unused,
+        &attachment("DEL", "etcdpod", &netns, ""),
+        &config,
+    );
+    assert!(del.success, "DEL failed: {}", del.stdout);
+    in_namespace(&node, &etcd, |client| async move {
+        assert!(
+            client
+                .get_typed::<WorkloadEndpoint>("default", name)
+                .await
+                .is_err()
+        );
+        let ipam = calico_ipam::Ipam::new(client.backend().clone());
+        let held = ipam
+            .get_ips_by_handle("k8s-pod-network.etcdpod")
+            .await
+            .unwrap();
+        assert!(held.is_empty(), "{held:?}");
+    });
+}
+
+/// Runs `work` with a client of `etcd`, from a thread inside `ns` (where
+/// etcd listens).
+fn in_namespace<F, Fut>(ns: &ScratchNetns, etcd: &calico_testutil::Etcd, work: F)
+where
+    F: FnOnce(calico_client::Client<calico_datastore::EtcdBackend>) -> Fut + Send,
+    Fut: std::future::Future<Output = ()>,
+{
+    use calico_datastore::{EtcdBackend, EtcdConfig};
+    let endpoint = etcd.endpoint().to_string();
+    ns.netns()
+        .run(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let backend = EtcdBackend::connect(&EtcdConfig::new([endpoint]))
+                        .await
+                        .unwrap();
+                    work(calico_client::Client::new(backend)).await;
+                })
+        })
+        .unwrap();
+}
