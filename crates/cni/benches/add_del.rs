@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use calico_client::Client;
 use calico_datastore::EmbeddedBackend;
-use calico_model::{IpPool, IpPoolSpec, Node, ObjectMeta};
 use calico_netlink::testing::ScratchNetns;
 
 /// What a row of the report is.
@@ -436,22 +435,7 @@ fn prepare(db: &std::path::Path) {
         .unwrap();
     runtime.block_on(async {
         let client = Client::new(EmbeddedBackend::open(db).await.unwrap());
-        client.ensure_initialized("v3.30.0", "k8s").await.unwrap();
-        let pool = IpPool {
-            metadata: ObjectMeta::named("default-ipv4-ippool"),
-            spec: IpPoolSpec {
-                cidr: "10.66.0.0/16".into(),
-                block_size: 26,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        client.create_typed(pool).await.unwrap();
-        let node = Node {
-            metadata: ObjectMeta::named("node-1"),
-            ..Default::default()
-        };
-        client.create_typed(node).await.unwrap();
+        common::datastore::seed(&client, &[("default-ipv4-ippool", "10.66.0.0/16", 26)]).await;
     });
     let db = db.to_path_buf();
     let (ready, opened) = std::sync::mpsc::channel();

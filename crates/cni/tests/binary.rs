@@ -362,28 +362,13 @@ fn errors_name_what_was_wrong() {
 /// the plugin runs.
 #[test]
 fn add_and_del_against_etcd() {
-    use calico_model::{IpPool, IpPoolSpec, Node, ObjectMeta, WorkloadEndpoint};
+    use calico_model::WorkloadEndpoint;
 
     let node = node_namespace();
     // Started from a thread inside the node's namespace, etcd lives there.
     let etcd = node.netns().run(calico_testutil::Etcd::start).unwrap();
     in_namespace(&node, &etcd, |client| async move {
-        client.ensure_initialized("v3.30.0", "k8s").await.unwrap();
-        let pool = IpPool {
-            metadata: ObjectMeta::named("etcd-pool"),
-            spec: IpPoolSpec {
-                cidr: "10.67.0.0/16".into(),
-                block_size: 26,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        client.create_typed(pool).await.unwrap();
-        let node = Node {
-            metadata: ObjectMeta::named(common::datastore::NODE),
-            ..Default::default()
-        };
-        client.create_typed(node).await.unwrap();
+        common::datastore::seed(&client, &[("etcd-pool", "10.67.0.0/16", 26)]).await;
     });
     // The embedded file the environment names must stay untouched.
     let unused = Datastore::with_pools(&[]);

@@ -33,25 +33,11 @@ impl Datastore {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("calico.db");
         block_on(async {
-            let client = Client::new(EmbeddedBackend::open(&path).await.unwrap());
-            client.ensure_initialized("v3.30.0", "k8s").await.unwrap();
-            for (name, cidr, block_size) in pools {
-                let pool = IpPool {
-                    metadata: ObjectMeta::named(*name),
-                    spec: IpPoolSpec {
-                        cidr: (*cidr).into(),
-                        block_size: i64::from(*block_size),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                client.create_typed(pool).await.unwrap();
-            }
-            let node = Node {
-                metadata: ObjectMeta::named(NODE),
-                ..Default::default()
-            };
-            client.create_typed(node).await.unwrap();
+            seed(
+                &Client::new(EmbeddedBackend::open(&path).await.unwrap()),
+                pools,
+            )
+            .await;
         });
         Datastore { _dir: dir, path }
     }
@@ -99,6 +85,30 @@ impl Datastore {
             )
         })
     }
+}
+
+/// Writes what calico-node creates before the first pod into any
+/// datastore: ClusterInformation, the pools as `(name, cidr, block size)`,
+/// and the node [`NODE`].
+pub async fn seed<B: calico_datastore::Backend>(client: &Client<B>, pools: &[(&str, &str, u8)]) {
+    client.ensure_initialized("v3.30.0", "k8s").await.unwrap();
+    for (name, cidr, block_size) in pools {
+        let pool = IpPool {
+            metadata: ObjectMeta::named(*name),
+            spec: IpPoolSpec {
+                cidr: (*cidr).into(),
+                block_size: i64::from(*block_size),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        client.create_typed(pool).await.unwrap();
+    }
+    let node = Node {
+        metadata: ObjectMeta::named(NODE),
+        ..Default::default()
+    };
+    client.create_typed(node).await.unwrap();
 }
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
