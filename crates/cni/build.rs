@@ -13,12 +13,15 @@
 //!   default on amd64 too.
 //! - **Hot functions together.** `link-order.txt` lists the functions the
 //!   plugin runs for VERSION, ADD and DEL (about 1.9 MiB of code); the
-//!   linker places them first, together, where they were spread over the
-//!   9 MiB of text and an ADD faulted in 116 separate 64 KiB windows of it.
-//!   ADD p50 went from 5.0–5.3 to 4.2–4.5 ms in the same runs
-//!   (bench/RESULTS.md, "CNI plugins"). The list is regenerated with the `add_del` bench (`--link-order`); names
-//!   that no longer exist are skipped, so a stale list only loses some of
-//!   the gain. It needs lld, the default linker of Rust on
+//!   linker places them first, together, instead of spread over the 9 MiB
+//!   of text. ADD p50 went from 5.0–5.3 to 4.2–4.5 ms in the same runs
+//!   (bench/RESULTS.md, "CNI plugins"). Run from the linker's own output,
+//!   an ADD took 116 page faults in the text; run from an installed copy
+//!   it takes next to none either way, so the gain there is locality
+//!   itself (fewer pages and translations touched). The list is
+//!   regenerated with the `add_del` bench (`--link-order`); names that no
+//!   longer exist are skipped, so a stale list only loses some of the
+//!   gain. It needs lld, the default linker of Rust on
 //!   x86_64-unknown-linux-gnu; it is left out where another linker is
 //!   asked for.
 //!
